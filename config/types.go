@@ -1,0 +1,69 @@
+package config
+
+// Drivers a pool can use.
+const (
+	// DriverLoop keeps each volume as a sparse image file in the pool
+	// directory, attached through a loop device.
+	DriverLoop = "loop"
+	// DriverBlock hands out existing block devices from the admin's list.
+	DriverBlock = "block"
+)
+
+// Well-known locations and names.
+const (
+	DefaultPath     = "/etc/mooring/config.toml"
+	EnvPath         = "MOORING_CONFIG"
+	DefaultStateDir = "/var/lib/mooring"
+	DefaultRunDir   = "/run/mooring"
+	DefaultPoolName = "default"
+	DefaultTenant   = "default"
+	DefaultLogFile  = "/var/log/mooring.log"
+	AnyTenant       = "*"
+)
+
+// Config is the validated admin policy.
+type Config struct {
+	// StateDir holds the journal (volume and attachment records) and, for
+	// the default pool, the images. It must survive reboots.
+	StateDir string
+	// RunDir holds staging mounts (RunDir/mnt/<volume-id>) and locks that
+	// must not survive reboots.
+	RunDir string
+	// LogFile is where the hook and the shim log (their stderr is often
+	// swallowed by the runtime).
+	LogFile string
+	// DefaultPool serves requests that name no pool.
+	DefaultPool string
+	// DefaultTenant is the tenant when the front-end has no unforgeable
+	// source for one (plain runc, podman, docker).
+	DefaultTenant string
+	// AllowEnvRequests lets the shim read requests from the container env
+	// MOORING_VOLUMES (for engines without annotations, e.g. docker < 24).
+	AllowEnvRequests bool
+	// Runtimes lists the real OCI runtimes the shim may exec, by absolute
+	// path or name; the first one found wins.
+	Runtimes []string
+	// Pools by name.
+	Pools map[string]Pool
+}
+
+// Pool is one admin-defined pool of volumes.
+type Pool struct {
+	Name string
+	// Driver is DriverLoop or DriverBlock.
+	Driver string
+	// Directory holds the image files (loop).
+	Directory string
+	// Devices lists the block devices this pool may hand out (block).
+	Devices []string
+	// DefaultSize and MaxSize in bytes.
+	DefaultSize int64
+	MaxSize     int64
+	// DefaultFS is ext4, xfs or btrfs.
+	DefaultFS string
+	// CreateOnDemand creates an unknown volume on first request; when false
+	// volumes must exist (mooring volume create).
+	CreateOnDemand bool
+	// Tenants that may use the pool; AnyTenant allows all.
+	Tenants []string
+}

@@ -1,0 +1,107 @@
+package volume
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mooring-dev/mooring/annotations"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound     = errors.New("volume not found")
+	ErrInUse        = errors.New("volume is in use")
+	ErrUnknownPool  = errors.New("unknown pool")
+	ErrNotAllowed   = errors.New("tenant not allowed in pool")
+	ErrTooLarge     = errors.New("size over pool maximum")
+	ErrExists       = errors.New("volume already exists")
+	ErrNotFormatted = errors.New("refusing to format")
+	ErrUUIDMismatch = errors.New("filesystem UUID does not match the volume record")
+	ErrNoCreate     = errors.New("pool does not create volumes on demand")
+	ErrInvalidOwner = errors.New("invalid owner")
+)
+
+// Owner is who holds an attachment: one container.
+type Owner struct {
+	// ID is the container id, unique on the host.
+	ID string `json:"id"`
+	// Tenant scopes the volume names (Kubernetes namespace, or the
+	// config's default tenant).
+	Tenant string `json:"tenant"`
+	// Frontend that acquired: "hook", "shim", "nri", "cli".
+	Frontend string `json:"frontend,omitempty"`
+	// PID and PIDStart (start time in clock ticks, /proc/<pid>/stat field
+	// 22) identify the container's process when known; gc treats the owner
+	// as live while that process exists.
+	PID      int    `json:"pid,omitempty"`
+	PIDStart uint64 `json:"pidStart,omitempty"`
+	// StatePath, when set, is a file whose existence proves the container
+	// still exists (e.g. the runtime's state.json); used by gc when no PID
+	// is known.
+	StatePath string `json:"statePath,omitempty"`
+}
+
+// VolumeRecord is the journal's record of one volume.
+type VolumeRecord struct {
+	ID        string    `json:"id"` // stable, used in tags and staging paths
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name"`
+	Pool      string    `json:"pool"`
+	Driver    string    `json:"driver"`
+	Backing   string    `json:"backing"` // image file (loop) or device path (block)
+	Major     uint32    `json:"major,omitempty"`
+	Minor     uint32    `json:"minor,omitempty"`
+	Size      int64     `json:"size"`
+	FS        string    `json:"fs"`
+	FSUUID    string    `json:"fsUUID"`
+	Formatted bool      `json:"formatted"` // formatted by us
+	Created   time.Time `json:"created"`
+}
+
+// Key is the volume's name as tenants and admins write it: tenant/name.
+func (v VolumeRecord) Key() string { return v.Tenant + "/" + v.Name }
+
+// Step of an attachment, recorded before it is taken.
+type Step string
+
+const (
+	StepAttaching Step = "attaching"
+	StepMounting  Step = "mounting"
+	StepMounted   Step = "mounted"
+	StepReleasing Step = "releasing"
+)
+
+// Attachment is the journal's record of one owner's claim on one volume.
+type Attachment struct {
+	Owner    Owner     `json:"owner"`
+	VolumeID string    `json:"volumeID"`
+	Volume   string    `json:"volume"` // tenant/name, for humans
+	Device   string    `json:"device,omitempty"`
+	Staging  string    `json:"staging"`
+	Target   string    `json:"target"`
+	ReadOnly bool      `json:"readOnly,omitempty"`
+	Step     Step      `json:"step"`
+	Since    time.Time `json:"since"`
+}
+
+// Staged is a volume ready at its staging directory, for a front-end to
+// bring into the container at Target.
+type Staged struct {
+	VolumeID string
+	Volume   string // tenant/name
+	Source   string // staging directory on the host (a mount point)
+	Target   string // path inside the container
+	ReadOnly bool
+	FS       string
+}
+
+// Request is one volume an owner asks for.
+type Request = annotations.Volume
+
+// ReconcileReport says what Reconcile did.
+type ReconcileReport struct {
+	Released  []Attachment `json:"released"`  // claims whose owner was gone
+	Detached  []string     `json:"detached"`  // orphan devices detached
+	Unmounted []string     `json:"unmounted"` // orphan staging mounts removed
+	Kept      int          `json:"kept"`      // claims of live owners
+}
