@@ -2,8 +2,12 @@ package volume
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
@@ -17,11 +21,14 @@ type Devices struct {
 	Blocks devices.Blocks
 }
 
-// Manager runs the volume lifecycle for one host.
+// Manager runs the volume lifecycle for one host. It keeps no state in
+// memory: every call reads the journal under the volume's lock, so several
+// processes (hooks, shim, plugin, CLI) can share one state directory.
 type Manager struct {
 	cfg *config.Config
 	dev Devices
 	log *slog.Logger
+	j   journal
 }
 
 // Option configures a Manager.
@@ -33,47 +40,77 @@ func WithDevices(d Devices) Option { return func(m *Manager) { m.dev = d } }
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(m *Manager) { m.log = l } }
 
-var errTODO = errors.New("not implemented yet")
-
-// New returns a Manager for cfg.
+// New returns a Manager for cfg using the real devices unless WithDevices
+// says otherwise.
 func New(cfg *config.Config, opts ...Option) (*Manager, error) {
-	m := &Manager{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	if cfg == nil {
+		return nil, fmt.Errorf("volume manager: no config")
+	}
+	m := &Manager{cfg: cfg, dev: realDevices(), log: slog.New(slog.DiscardHandler), j: journal{dir: cfg.StateDir}}
 	for _, o := range opts {
 		o(m)
 	}
 	return m, nil
 }
 
-// Acquire stages every requested volume for owner and returns them in
-// request order. Idempotent per (owner, volume); on error it undoes what
-// this call did.
-func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]Staged, error) {
-	return nil, errTODO
+// Config returns the policy the manager enforces.
+func (m *Manager) Config() *config.Config { return m.cfg }
+
+// stagingDir is where a volume is mounted on the host, for front-ends to
+// bring into containers.
+func (m *Manager) stagingDir(volumeID string) string {
+	return filepath.Join(m.cfg.RunDir, "mnt", volumeID)
 }
 
-// Release drops every claim of the owner; a volume whose last user left is
-// unmounted and detached. Idempotent; never deletes data.
-func (m *Manager) Release(ctx context.Context, ownerID string) error { return errTODO }
-
-// Reconcile releases the claims of owners for which live returns false and
-// removes orphan staging mounts and devices.
-func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (ReconcileReport, error) {
-	return ReconcileReport{}, errTODO
+// lockVolume takes the per-volume lock, keyed by tenant and name because
+// the lock is needed before the volume (and its id) may exist. Tenant and
+// name are DNS labels, so "_" cannot occur in either.
+func (m *Manager) lockVolume(ctx context.Context, tenant, name string) (*fileLock, error) {
+	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", tenant+"_"+name+".lock"))
 }
 
-// Create makes a volume (admin: mooring volume create).
-func (m *Manager) Create(ctx context.Context, tenant string, req Request) (VolumeRecord, error) {
-	return VolumeRecord{}, errTODO
+// lockAllocation serializes loop-device allocation and block-device
+// selection; it is held only around those steps.
+func (m *Manager) lockAllocation(ctx context.Context) (*fileLock, error) {
+	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", "allocation.lock"))
+}
+
+func loopTag(volumeID string) string { return devices.TagPrefix + volumeID }
+
+func newVolumeID() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("volume id: %w", err)
+	}
+	return "v" + hex.EncodeToString(b), nil
+}
+
+// splitKey splits "tenant/name".
+func splitKey(key string) (tenant, name string) {
+	tenant, name, _ = strings.Cut(key, "/")
+	return tenant, name
 }
 
 // Volumes lists every volume record.
-func (m *Manager) Volumes() ([]VolumeRecord, error) { return nil, errTODO }
+func (m *Manager) Volumes() ([]VolumeRecord, error) { return m.j.volumes() }
 
 // Volume returns one volume record by tenant and name.
-func (m *Manager) Volume(tenant, name string) (VolumeRecord, error) { return VolumeRecord{}, errTODO }
-
-// Remove deletes a volume and its data; refused while attached.
-func (m *Manager) Remove(ctx context.Context, tenant, name string) error { return errTODO }
+func (m *Manager) Volume(tenant, name string) (VolumeRecord, error) {
+	if err := validKey(tenant, name); err != nil {
+		return VolumeRecord{}, err
+	}
+	return m.j.readVolume(tenant, name)
+}
 
 // Attachments lists every attachment record.
-func (m *Manager) Attachments() ([]Attachment, error) { return nil, errTODO }
+func (m *Manager) Attachments() ([]Attachment, error) { return m.j.attachments() }
+
+func validKey(tenant, name string) error {
+	if err := validTenant(tenant); err != nil {
+		return err
+	}
+	if !tenantPattern.MatchString(name) {
+		return fmt.Errorf("invalid volume name %q: must be a DNS label", name)
+	}
+	return nil
+}

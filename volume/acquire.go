@@ -1,0 +1,343 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/failpoint"
+)
+
+// Acquire stages every requested volume for owner and returns them in
+// request order. Idempotent per (owner, volume): a retry returns the same
+// staging. On error it undoes what this call did (claims it added,
+// devices it attached, volumes it created) and leaves earlier claims alone.
+func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]Staged, error) {
+	if err := owner.validate(); err != nil {
+		return nil, err
+	}
+	staged := make([]Staged, 0, len(reqs))
+	var added []Attachment
+	for _, req := range reqs {
+		st, att, err := m.acquireOne(ctx, owner, req)
+		if err != nil {
+			err = fmt.Errorf("volume %q: %w", req.Name, err)
+			for _, a := range added {
+				err = errors.Join(err, m.releaseClaim(context.WithoutCancel(ctx), a))
+			}
+			return nil, err
+		}
+		if att != nil {
+			added = append(added, *att)
+		}
+		staged = append(staged, st)
+	}
+	return staged, nil
+}
+
+// acquireOne stages one volume. It returns the claim it added, or nil when
+// the owner already held the volume (a retry).
+func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (Staged, *Attachment, error) {
+	if err := validKey(owner.Tenant, req.Name); err != nil {
+		return Staged{}, nil, err
+	}
+	lock, err := m.lockVolume(ctx, owner.Tenant, req.Name)
+	if err != nil {
+		return Staged{}, nil, err
+	}
+	defer lock.Unlock()
+
+	rec, created, err := m.ensureVolume(ctx, owner.Tenant, req)
+	if err != nil {
+		return Staged{}, nil, err
+	}
+	staging := m.stagingDir(rec.ID)
+	st := Staged{VolumeID: rec.ID, Volume: rec.Key(), Source: staging, Target: req.Target, ReadOnly: req.ReadOnly, FS: rec.FS}
+
+	claims, err := m.j.attachmentsOf(rec.ID)
+	if err != nil {
+		return Staged{}, nil, err
+	}
+	mounted, err := m.dev.Mounts.Mounted(staging)
+	if err != nil {
+		return Staged{}, nil, err
+	}
+	var mine *Attachment
+	shared := false
+	for i, c := range claims {
+		if c.Owner.ID == owner.ID {
+			mine = &claims[i]
+		} else if c.Step == StepMounted {
+			shared = true
+		}
+	}
+	att := Attachment{
+		Owner: owner, VolumeID: rec.ID, Volume: rec.Key(), Staging: staging,
+		Target: req.Target, ReadOnly: req.ReadOnly, Step: StepMounted, Since: time.Now().UTC(),
+	}
+	if mounted && (shared || (mine != nil && mine.Step == StepMounted)) {
+		if mine != nil {
+			// A retry: keep the original claim, refresh what the retry says.
+			att.Since, att.Device = mine.Since, mine.Device
+		} else {
+			att.Device = deviceOfClaims(claims)
+		}
+		if err := m.j.writeAttachment(att); err != nil {
+			return Staged{}, nil, err
+		}
+		if mine != nil {
+			return st, nil, nil
+		}
+		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.ID)
+		return st, &att, nil
+	}
+	if mounted {
+		// Mounted but nobody finished staging it: a crashed Acquire. We hold
+		// the lock, so nobody is using it; start over.
+		if err := m.unstage(ctx, rec, ""); err != nil {
+			return Staged{}, nil, err
+		}
+	}
+	if err := m.stage(ctx, &rec, &att); err != nil {
+		if created {
+			err = errors.Join(err, m.discardNewVolume(rec))
+		}
+		return Staged{}, nil, err
+	}
+	m.log.Info("volume staged", "volume", rec.Key(), "owner", owner.ID, "device", att.Device, "staging", staging)
+	return st, &att, nil
+}
+
+func deviceOfClaims(claims []Attachment) string {
+	for _, c := range claims {
+		if c.Step == StepMounted && c.Device != "" {
+			return c.Device
+		}
+	}
+	return ""
+}
+
+// ensureVolume returns the volume's record, creating the volume when the
+// pool creates on demand. created says this call made it.
+func (m *Manager) ensureVolume(ctx context.Context, tenant string, req Request) (VolumeRecord, bool, error) {
+	rec, err := m.j.readVolume(tenant, req.Name)
+	if errors.Is(err, ErrNotFound) {
+		pool, err := m.poolFor(tenant, req.Pool)
+		if err != nil {
+			return VolumeRecord{}, false, err
+		}
+		if !pool.CreateOnDemand {
+			return VolumeRecord{}, false, fmt.Errorf("%w: %s/%s does not exist and pool %q %w (create it with mooring volume create)", ErrNotFound, tenant, req.Name, pool.Name, ErrNoCreate)
+		}
+		rec, err := m.createVolume(ctx, tenant, req, pool)
+		return rec, err == nil, err
+	}
+	if err != nil {
+		return VolumeRecord{}, false, err
+	}
+	if req.Pool != "" && req.Pool != rec.Pool {
+		return VolumeRecord{}, false, fmt.Errorf("%s exists in pool %q, not %q", rec.Key(), rec.Pool, req.Pool)
+	}
+	if _, err := m.poolFor(tenant, rec.Pool); err != nil {
+		return VolumeRecord{}, false, err
+	}
+	if req.FS != "" && req.FS != rec.FS {
+		return VolumeRecord{}, false, fmt.Errorf("%s has filesystem %s, the request asks for %s", rec.Key(), rec.FS, req.FS)
+	}
+	return rec, false, nil
+}
+
+// stage attaches, checks or formats, and mounts the volume at its staging
+// directory, recording each step before taking it. On error it undoes its
+// own steps and drops the claim. Caller holds the volume lock.
+func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment) (err error) {
+	att.Step = StepAttaching
+	if err := m.j.writeAttachment(*att); err != nil {
+		return err
+	}
+	mountedHere := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		undo := context.WithoutCancel(ctx)
+		if mountedHere {
+			err = errors.Join(err, m.dev.Mounts.Unmount(att.Staging))
+		}
+		if att.Device != "" && rec.Driver == config.DriverLoop {
+			err = errors.Join(err, ignoreBusy(m.dev.Loops.Detach(undo, att.Device, loopTag(rec.ID))))
+		}
+		err = errors.Join(err, removeStagingDir(att.Staging), m.j.removeAttachment(*att))
+	}()
+
+	failpoint.Hit("acquire:attaching")
+	dev, hold, err := m.attach(ctx, *rec)
+	if err != nil {
+		return err
+	}
+	failpoint.Hit("acquire:attached")
+	// Closing our hold on an autoclear loop device detaches it unless a
+	// mount holds it: after the mount on success, or right away on error.
+	defer hold.Close()
+	att.Device, att.Step = dev, StepMounting
+	if err := m.j.writeAttachment(*att); err != nil {
+		return err
+	}
+	if err := m.prepareFilesystem(ctx, rec, dev); err != nil {
+		return err
+	}
+	failpoint.Hit("acquire:prepared")
+	if err := makeStagingDir(att.Staging); err != nil {
+		return err
+	}
+	if err := m.dev.Mounts.Mount(dev, att.Staging, rec.FS, false); err != nil {
+		return fmt.Errorf("mount %s at %s: %w", dev, att.Staging, err)
+	}
+	mountedHere = true
+	failpoint.Hit("acquire:mounted")
+	att.Step = StepMounted
+	return m.j.writeAttachment(*att)
+}
+
+// attach makes the volume's block device available and returns its path
+// and a hold to close once it is mounted.
+func (m *Manager) attach(ctx context.Context, rec VolumeRecord) (string, io.Closer, error) {
+	if rec.Driver == config.DriverBlock {
+		major, minor, _, err := m.dev.Blocks.Stat(rec.Backing)
+		if err != nil {
+			return "", nil, err
+		}
+		if major != rec.Major || minor != rec.Minor {
+			return "", nil, fmt.Errorf("device %s is now %d:%d but the volume was made on %d:%d; refusing", rec.Backing, major, minor, rec.Major, rec.Minor)
+		}
+		return rec.Backing, io.NopCloser(nil), nil
+	}
+	if err := m.detachLeftovers(ctx, rec); err != nil {
+		return "", nil, err
+	}
+	lock, err := m.lockAllocation(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	defer lock.Unlock()
+	loop, err := m.dev.Loops.Attach(ctx, rec.Backing, loopTag(rec.ID))
+	if err != nil {
+		return "", nil, fmt.Errorf("attach %s: %w", rec.Backing, err)
+	}
+	return loop.Path(), loop, nil
+}
+
+// detachLeftovers handles loop devices already backed by the volume's
+// image before we attach it: ours from a crashed Acquire are detached (we
+// hold the lock, so nobody is using them); anyone else's means the image
+// is in use outside mooring, and we refuse.
+func (m *Manager) detachLeftovers(ctx context.Context, rec VolumeRecord) error {
+	loops, err := m.dev.Loops.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, l := range loops {
+		switch {
+		case l.Tag == loopTag(rec.ID):
+			if err := m.dev.Loops.Detach(ctx, l.Path, l.Tag); err != nil {
+				return fmt.Errorf("%w: leftover device %s: %w", ErrInUse, l.Path, err)
+			}
+		case l.Backing == rec.Backing:
+			return fmt.Errorf("%w: image %s is attached at %s by something other than mooring", ErrInUse, rec.Backing, l.Path)
+		}
+	}
+	return nil
+}
+
+// prepareFilesystem formats a never-formatted, empty device, or verifies
+// and checks the filesystem we made. It never formats on doubt.
+func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev string) error {
+	p, err := m.dev.FS.Probe(ctx, dev)
+	if err != nil {
+		return fmt.Errorf("probe %s (refusing to format or mount on doubt): %w", dev, err)
+	}
+	switch {
+	case p.Empty && !rec.Formatted:
+		if err := m.dev.FS.Format(ctx, dev, rec.FS, rec.FSUUID); err != nil {
+			return fmt.Errorf("format %s as %s: %w", dev, rec.FS, err)
+		}
+		rec.Formatted = true
+		m.log.Info("volume formatted", "volume", rec.Key(), "fs", rec.FS, "uuid", rec.FSUUID)
+		return m.j.writeVolume(*rec)
+	case p.Empty:
+		return fmt.Errorf("%w: %s was formatted by mooring but %s now has no filesystem; the data may be lost, an admin must look", ErrNotFormatted, rec.Key(), dev)
+	case p.Type != rec.FS || p.UUID != rec.FSUUID:
+		if !rec.Formatted {
+			return fmt.Errorf("%w: %s holds %s (UUID %s); refusing to format or mount it", devices.ErrNotOurs, dev, orNothing(p.Type), p.UUID)
+		}
+		return fmt.Errorf("%w: %s holds %s UUID %s, the record says %s UUID %s", ErrUUIDMismatch, dev, orNothing(p.Type), p.UUID, rec.FS, rec.FSUUID)
+	case !rec.Formatted:
+		// mkfs finished with our UUID but we crashed before recording it.
+		rec.Formatted = true
+		if err := m.j.writeVolume(*rec); err != nil {
+			return err
+		}
+	}
+	if err := m.dev.FS.Check(ctx, dev, rec.FS); err != nil {
+		return fmt.Errorf("%s: %w (mooring never reformats; repair it by hand)", rec.Key(), err)
+	}
+	return nil
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "a signature"
+	}
+	return s
+}
+
+// discardNewVolume removes a volume this Acquire created and could not
+// stage: it was never used, so nothing is lost.
+func (m *Manager) discardNewVolume(rec VolumeRecord) error {
+	var err error
+	if rec.Driver == config.DriverLoop {
+		if rerr := os.Remove(rec.Backing); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = rerr
+		}
+	}
+	return errors.Join(err, m.j.removeVolume(rec))
+}
+
+// makeStagingDir creates RunDir/mnt (0700: staged filesystems are never
+// reachable by unprivileged host users) and the volume's mount point.
+func makeStagingDir(staging string) error {
+	parent := filepath.Dir(staging)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("staging dir: %w", err)
+	}
+	if err := os.Chmod(parent, 0o700); err != nil {
+		return fmt.Errorf("staging dir: %w", err)
+	}
+	if err := os.Mkdir(staging, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("staging dir: %w", err)
+	}
+	return nil
+}
+
+func removeStagingDir(staging string) error {
+	if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove staging dir: %w", err)
+	}
+	return nil
+}
+
+// ignoreBusy drops devices.ErrBusy: an autoclear device still held (by a
+// container's mount namespace that has not gone yet) detaches by itself
+// when its last user goes.
+func ignoreBusy(err error) error {
+	if errors.Is(err, devices.ErrBusy) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,249 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/devices"
+)
+
+// minFreeForCreate is the room a pool directory needs for a new image: the
+// image is sparse, but mkfs writes metadata into it right away, and a pool
+// that cannot hold that must fail here with a clear error, not in mkfs.
+const minFreeForCreate = 32 << 20
+
+// Create makes a volume without attaching it (mooring volume create); it
+// is formatted on first use.
+func (m *Manager) Create(ctx context.Context, tenant string, req Request) (VolumeRecord, error) {
+	if err := validKey(tenant, req.Name); err != nil {
+		return VolumeRecord{}, err
+	}
+	lock, err := m.lockVolume(ctx, tenant, req.Name)
+	if err != nil {
+		return VolumeRecord{}, err
+	}
+	defer lock.Unlock()
+	if _, err := m.j.readVolume(tenant, req.Name); err == nil {
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
+	} else if !errors.Is(err, ErrNotFound) {
+		return VolumeRecord{}, err
+	}
+	pool, err := m.poolFor(tenant, req.Pool)
+	if err != nil {
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
+	}
+	return m.createVolume(ctx, tenant, req, pool)
+}
+
+// poolFor returns the pool a tenant asks for (empty: the default pool),
+// checking the tenant may use it.
+func (m *Manager) poolFor(tenant, name string) (config.Pool, error) {
+	pool, err := m.cfg.Pool(name)
+	if err != nil {
+		return config.Pool{}, err
+	}
+	if !pool.Allows(tenant) {
+		return config.Pool{}, fmt.Errorf("pool %q: %w %q", pool.Name, ErrNotAllowed, tenant)
+	}
+	return pool, nil
+}
+
+// createVolume records a new volume and makes its backing store. The
+// record is written first (journal before step); on failure both go.
+// Caller holds the volume lock.
+func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, pool config.Pool) (VolumeRecord, error) {
+	size := int64(req.Size)
+	if size == 0 {
+		size = pool.DefaultSize
+	}
+	if size <= 0 {
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: size must be positive", tenant, req.Name)
+	}
+	if size > pool.MaxSize {
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w: %d bytes asked, pool %q allows %d", tenant, req.Name, ErrTooLarge, size, pool.Name, pool.MaxSize)
+	}
+	fsType := req.FS
+	if fsType == "" {
+		fsType = pool.DefaultFS
+	}
+	id, err := newVolumeID()
+	if err != nil {
+		return VolumeRecord{}, err
+	}
+	rec := VolumeRecord{
+		ID: id, Tenant: tenant, Name: req.Name, Pool: pool.Name, Driver: pool.Driver,
+		Size: size, FS: fsType, FSUUID: uuid.NewString(), Created: time.Now().UTC(),
+	}
+	switch pool.Driver {
+	case config.DriverLoop:
+		rec.Backing = filepath.Join(m.cfg.PoolDirectory(pool.Name), id+".img")
+		if err := m.j.writeVolume(rec); err != nil {
+			return VolumeRecord{}, err
+		}
+		if err := m.createImage(pool, rec.Backing, size); err != nil {
+			return VolumeRecord{}, errors.Join(fmt.Errorf("create %s: %w", rec.Key(), err), m.j.removeVolume(rec))
+		}
+	case config.DriverBlock:
+		if err := m.pickBlockDevice(ctx, pool, &rec); err != nil {
+			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
+		}
+		if err := m.j.writeVolume(rec); err != nil {
+			return VolumeRecord{}, err
+		}
+	default:
+		return VolumeRecord{}, fmt.Errorf("create %s: pool %q has unknown driver %q", rec.Key(), pool.Name, pool.Driver)
+	}
+	m.log.Info("volume created", "volume", rec.Key(), "id", rec.ID, "pool", rec.Pool, "size", rec.Size, "fs", rec.FS)
+	return rec, nil
+}
+
+// createImage makes a sparse image file of size bytes, 0600, atomically:
+// a crash or a full disk leaves no partial image under the final name.
+func (m *Manager) createImage(pool config.Pool, path string, size int64) error {
+	dir := filepath.Dir(path)
+	if dir == filepath.Join(m.cfg.StateDir, "pools", pool.Name) {
+		// The derived default directory is ours to make; a directory the
+		// admin named must already exist.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("pool %q: %w", pool.Name, err)
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("pool %q: directory %s: %w", pool.Name, dir, err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < min(size, minFreeForCreate) {
+		return fmt.Errorf("pool %q: %w: %s has %d bytes free", pool.Name, devices.ErrNoSpace, dir, free)
+	}
+	tmp := path + ".partial"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pool %q: %w", pool.Name, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("pool %q: create image (is the pool directory writable?): %w", pool.Name, noSpace(err))
+	}
+	werr := f.Truncate(size)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("pool %q: create image: %w", pool.Name, noSpace(werr))
+	}
+	return syncDir(dir)
+}
+
+// noSpace marks ENOSPC and EDQUOT with devices.ErrNoSpace.
+func noSpace(err error) error {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return fmt.Errorf("%w: %w", devices.ErrNoSpace, err)
+	}
+	return err
+}
+
+// pickBlockDevice gives rec the first device of the pool no volume uses.
+func (m *Manager) pickBlockDevice(ctx context.Context, pool config.Pool, rec *VolumeRecord) error {
+	lock, err := m.lockAllocation(ctx)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	all, err := m.j.volumes()
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, v := range all {
+		if v.Pool == pool.Name {
+			used[v.Backing] = true
+		}
+	}
+	for _, dev := range pool.Devices {
+		if used[dev] {
+			continue
+		}
+		major, minor, size, err := m.dev.Blocks.Stat(dev)
+		if err != nil {
+			return fmt.Errorf("pool %q: %w", pool.Name, err)
+		}
+		if rec.Size > size {
+			return fmt.Errorf("pool %q: %w: device %s has %d bytes, %d asked", pool.Name, ErrTooLarge, dev, size, rec.Size)
+		}
+		rec.Backing, rec.Major, rec.Minor, rec.Size = dev, major, minor, size
+		return nil
+	}
+	return fmt.Errorf("pool %q: every listed device is in use", pool.Name)
+}
+
+// Remove deletes a volume and its data (loop: the image; block: only the
+// record, never the admin's device). Refused while attached.
+func (m *Manager) Remove(ctx context.Context, tenant, name string) error {
+	if err := validKey(tenant, name); err != nil {
+		return err
+	}
+	lock, err := m.lockVolume(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	rec, err := m.j.readVolume(tenant, name)
+	if err != nil {
+		return err
+	}
+	if err := m.checkDetached(ctx, rec); err != nil {
+		return fmt.Errorf("remove %s: %w", rec.Key(), err)
+	}
+	if rec.Driver == config.DriverLoop {
+		if err := os.Remove(rec.Backing); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", rec.Key(), err)
+		}
+	}
+	if err := m.j.removeVolume(rec); err != nil {
+		return fmt.Errorf("remove %s: %w", rec.Key(), err)
+	}
+	m.log.Info("volume removed", "volume", rec.Key(), "id", rec.ID)
+	return nil
+}
+
+// checkDetached returns ErrInUse while any claim, staging mount or tagged
+// device of the volume exists.
+func (m *Manager) checkDetached(ctx context.Context, rec VolumeRecord) error {
+	atts, err := m.j.attachmentsOf(rec.ID)
+	if err != nil {
+		return err
+	}
+	if len(atts) > 0 {
+		return fmt.Errorf("%w by container %s (mooring attachments ls)", ErrInUse, atts[0].Owner.ID)
+	}
+	if mounted, err := m.dev.Mounts.Mounted(m.stagingDir(rec.ID)); err != nil {
+		return err
+	} else if mounted {
+		return fmt.Errorf("%w: staged at %s (run mooring gc)", ErrInUse, m.stagingDir(rec.ID))
+	}
+	if rec.Driver == config.DriverLoop {
+		loops, err := m.dev.Loops.List(ctx, loopTag(rec.ID))
+		if err != nil {
+			return err
+		}
+		if len(loops) > 0 {
+			return fmt.Errorf("%w: attached at %s (run mooring gc)", ErrInUse, loops[0].Path)
+		}
+	}
+	return nil
+}

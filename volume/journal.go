@@ -1,0 +1,248 @@
+package volume
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// journal stores volume and attachment records as one JSON file each, so a
+// record is replaced atomically (temp file, fsync, rename, fsync dir) and a
+// crash leaves either the old or the new record, never a torn one.
+//
+// Layout under the state dir:
+//
+//	volumes/<tenant>/<name>.json          volume records
+//	attachments/<volume-id>/<owner>.json  one owner's claim on one volume
+type journal struct {
+	dir string
+}
+
+const recordSuffix = ".json"
+
+func (j journal) volumePath(tenant, name string) string {
+	return filepath.Join(j.dir, "volumes", tenant, name+recordSuffix)
+}
+
+func (j journal) attachmentDir(volumeID string) string {
+	return filepath.Join(j.dir, "attachments", volumeID)
+}
+
+func (j journal) attachmentPath(volumeID, ownerID string) string {
+	return filepath.Join(j.attachmentDir(volumeID), ownerID+recordSuffix)
+}
+
+func (j journal) readVolume(tenant, name string) (VolumeRecord, error) {
+	var v VolumeRecord
+	err := readJSON(j.volumePath(tenant, name), &v)
+	if errors.Is(err, fs.ErrNotExist) {
+		return v, fmt.Errorf("%s/%s: %w", tenant, name, ErrNotFound)
+	}
+	return v, err
+}
+
+func (j journal) writeVolume(v VolumeRecord) error {
+	return writeJSON(j.volumePath(v.Tenant, v.Name), v)
+}
+
+func (j journal) removeVolume(v VolumeRecord) error {
+	return removeFile(j.volumePath(v.Tenant, v.Name))
+}
+
+// volumes returns every volume record, sorted by key.
+func (j journal) volumes() ([]VolumeRecord, error) {
+	var out []VolumeRecord
+	tenants, err := readDirNames(filepath.Join(j.dir, "volumes"))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tenants {
+		names, err := readDirNames(filepath.Join(j.dir, "volumes", t))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !strings.HasSuffix(n, recordSuffix) {
+				continue
+			}
+			var v VolumeRecord
+			if err := readJSON(filepath.Join(j.dir, "volumes", t, n), &v); err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Key() < out[b].Key() })
+	return out, nil
+}
+
+func (j journal) readAttachment(volumeID, ownerID string) (Attachment, bool, error) {
+	var a Attachment
+	err := readJSON(j.attachmentPath(volumeID, ownerID), &a)
+	if errors.Is(err, fs.ErrNotExist) {
+		return a, false, nil
+	}
+	return a, err == nil, err
+}
+
+func (j journal) writeAttachment(a Attachment) error {
+	return writeJSON(j.attachmentPath(a.VolumeID, a.Owner.ID), a)
+}
+
+func (j journal) removeAttachment(a Attachment) error {
+	if err := removeFile(j.attachmentPath(a.VolumeID, a.Owner.ID)); err != nil {
+		return err
+	}
+	// The per-volume directory goes when its last claim goes; a concurrent
+	// writer re-creates it, so ENOTEMPTY and ENOENT are fine.
+	if err := os.Remove(j.attachmentDir(a.VolumeID)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("remove attachment dir: %w", err)
+	}
+	return nil
+}
+
+// attachmentsOf returns the claims on one volume.
+func (j journal) attachmentsOf(volumeID string) ([]Attachment, error) {
+	dir := j.attachmentDir(volumeID)
+	names, err := readDirNames(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Attachment
+	for _, n := range names {
+		if !strings.HasSuffix(n, recordSuffix) {
+			continue
+		}
+		var a Attachment
+		if err := readJSON(filepath.Join(dir, n), &a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// attachments returns every claim, sorted by volume then owner.
+func (j journal) attachments() ([]Attachment, error) {
+	ids, err := readDirNames(filepath.Join(j.dir, "attachments"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Attachment
+	for _, id := range ids {
+		as, err := j.attachmentsOf(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, as...)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Volume != out[b].Volume {
+			return out[a].Volume < out[b].Volume
+		}
+		return out[a].Owner.ID < out[b].Owner.ID
+	})
+	return out, nil
+}
+
+// readDirNames lists a directory; a missing directory is empty.
+func readDirNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // temp files of an interrupted write
+		}
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read journal record: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("journal record %s is corrupt: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON replaces path atomically and durably.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode journal record: %w", err)
+	}
+	return writeFileAtomic(path, append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to a temp file next to path, fsyncs it,
+// renames it over path and fsyncs the directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	werr := func() error {
+		if err := f.Chmod(perm); err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+		return f.Sync()
+	}()
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return syncDir(dir)
+}
+
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove journal record: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package volume
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strconv"
+)
+
+// ownerIDPattern admits the container ids of runc, containerd, docker,
+// podman and CRI-O; the id names a journal file, so no separators.
+var ownerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$`)
+
+// tenantPattern is a Kubernetes namespace name (a DNS label).
+var tenantPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (o Owner) validate() error {
+	if !ownerIDPattern.MatchString(o.ID) {
+		return fmt.Errorf("%w: id %q must match %s", ErrInvalidOwner, o.ID, ownerIDPattern)
+	}
+	return validTenant(o.Tenant)
+}
+
+func validTenant(t string) error {
+	if !tenantPattern.MatchString(t) {
+		return fmt.Errorf("%w: tenant %q must be a DNS label", ErrInvalidOwner, t)
+	}
+	return nil
+}
+
+// ProcessStart returns the start time of pid in clock ticks since boot
+// (field 22 of /proc/<pid>/stat); with the pid it identifies a process
+// across pid reuse.
+func ProcessStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The command name (field 2) may contain spaces and parentheses; the
+	// fields after the last ')' are fixed. starttime is field 22, the 20th
+	// after the name.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	fields := bytes.Fields(b[i+1:])
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("process %d: start time: %w", pid, err)
+	}
+	return start, nil
+}
+
+// OwnerAlive reports whether the owner's recorded identity still exists:
+// its process (same pid and start time) or, without a pid, its runtime
+// state file. An owner with neither is assumed alive: only its front-end
+// (e.g. the NRI plugin's Synchronize) can tell.
+func OwnerAlive(o Owner) bool {
+	switch {
+	case o.PID > 0:
+		start, err := ProcessStart(o.PID)
+		return err == nil && (o.PIDStart == 0 || start == o.PIDStart)
+	case o.StatePath != "":
+		_, err := os.Stat(o.StatePath)
+		return !errors.Is(err, fs.ErrNotExist)
+	default:
+		return true
+	}
+}

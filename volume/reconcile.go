@@ -1,0 +1,106 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/devices"
+)
+
+// Reconcile releases the claims of owners for which live returns false,
+// then unstages volumes nobody claims: staging mounts left mounted and
+// loop devices tagged with their id. A device is detached only after an
+// exclusive open proves nothing holds it. Devices tagged by mooring whose
+// volume is not in this journal are left alone: another state directory
+// may own them.
+func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (ReconcileReport, error) {
+	var rep ReconcileReport
+	claims, err := m.j.attachments()
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	var errs []error
+	for _, a := range claims {
+		if live(a.Owner) {
+			rep.Kept++
+			continue
+		}
+		if err := m.releaseClaim(ctx, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.Released = append(rep.Released, a)
+	}
+	vols, err := m.j.volumes()
+	if err != nil {
+		return rep, errors.Join(append(errs, err)...)
+	}
+	for _, v := range vols {
+		if err := m.reconcileVolume(ctx, v, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("volume %s: %w", v.Key(), err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	return rep, nil
+}
+
+// reconcileVolume unstages one volume if nobody claims it.
+func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *ReconcileReport) error {
+	lock, err := m.lockVolume(ctx, v.Tenant, v.Name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	claims, err := m.j.attachmentsOf(v.ID)
+	if err != nil || len(claims) > 0 {
+		return err
+	}
+	staging := m.stagingDir(v.ID)
+	mounted, err := m.dev.Mounts.Mounted(staging)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		rep.Unmounted = append(rep.Unmounted, staging)
+	}
+	var loops []string
+	if v.Driver == config.DriverLoop {
+		infos, err := m.dev.Loops.List(ctx, loopTag(v.ID))
+		if err != nil {
+			return err
+		}
+		for _, l := range infos {
+			loops = append(loops, l.Path)
+		}
+	}
+	if !mounted && len(loops) == 0 {
+		return removeStagingDir(staging)
+	}
+	if err := m.unstage(ctx, v, ""); err != nil {
+		return err
+	}
+	after, err := m.dev.Loops.List(ctx, loopTag(v.ID))
+	if err != nil {
+		return err
+	}
+	for _, p := range loops {
+		if !hasPath(after, p) {
+			rep.Detached = append(rep.Detached, p)
+		}
+	}
+	m.log.Info("orphan unstaged", "volume", v.Key(), "unmounted", mounted, "detached", loops)
+	return nil
+}
+
+func hasPath(loops []devices.LoopInfo, path string) bool {
+	for _, l := range loops {
+		if l.Path == path {
+			return true
+		}
+	}
+	return false
+}
