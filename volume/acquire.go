@@ -24,49 +24,77 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 	}
 	staged := make([]Staged, 0, len(reqs))
 	var added []Attachment
+	var created []string
 	for _, req := range reqs {
-		st, att, err := m.acquireOne(ctx, owner, req)
+		st, att, isNew, err := m.acquireOne(ctx, owner, req)
 		if err != nil {
 			err = fmt.Errorf("volume %q: %w", req.Name, err)
+			undo := context.WithoutCancel(ctx)
 			for _, a := range added {
-				err = errors.Join(err, m.releaseClaim(context.WithoutCancel(ctx), a))
+				err = errors.Join(err, m.releaseClaim(undo, a))
+			}
+			for _, name := range created {
+				err = errors.Join(err, m.discardIfUnused(undo, owner.Tenant, name))
 			}
 			return nil, err
 		}
 		if att != nil {
 			added = append(added, *att)
 		}
+		if isNew {
+			created = append(created, req.Name)
+		}
 		staged = append(staged, st)
 	}
 	return staged, nil
 }
 
+// discardIfUnused removes a volume this failed Acquire created, unless
+// someone else claimed it in the meantime. No container ever ran on it.
+func (m *Manager) discardIfUnused(ctx context.Context, tenant, name string) error {
+	lock, err := m.lockVolume(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	rec, err := m.j.readVolume(tenant, name)
+	if err != nil {
+		return err
+	}
+	claims, err := m.j.attachmentsOf(rec.ID)
+	if err != nil || len(claims) > 0 {
+		return err
+	}
+	return m.discardNewVolume(rec)
+}
+
 // acquireOne stages one volume. It returns the claim it added, or nil when
-// the owner already held the volume (a retry).
-func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (Staged, *Attachment, error) {
+// the owner already held the volume (a retry), and whether it created the
+// volume.
+func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ Staged, _ *Attachment, created bool, _ error) {
 	if err := validKey(owner.Tenant, req.Name); err != nil {
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	lock, err := m.lockVolume(ctx, owner.Tenant, req.Name)
 	if err != nil {
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	defer lock.Unlock()
 
 	rec, created, err := m.ensureVolume(ctx, owner.Tenant, req)
 	if err != nil {
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	staging := m.stagingDir(rec.ID)
 	st := Staged{VolumeID: rec.ID, Volume: rec.Key(), Source: staging, Target: req.Target, ReadOnly: req.ReadOnly, FS: rec.FS}
 
 	claims, err := m.j.attachmentsOf(rec.ID)
 	if err != nil {
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	mounted, err := m.dev.Mounts.Mounted(staging)
 	if err != nil {
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	var mine *Attachment
 	shared := false
@@ -89,29 +117,29 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (Sta
 			att.Device = deviceOfClaims(claims)
 		}
 		if err := m.j.writeAttachment(att); err != nil {
-			return Staged{}, nil, err
+			return Staged{}, nil, false, err
 		}
 		if mine != nil {
-			return st, nil, nil
+			return st, nil, false, nil
 		}
 		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.ID)
-		return st, &att, nil
+		return st, &att, created, nil
 	}
 	if mounted {
 		// Mounted but nobody finished staging it: a crashed Acquire. We hold
 		// the lock, so nobody is using it; start over.
 		if err := m.unstage(ctx, rec, ""); err != nil {
-			return Staged{}, nil, err
+			return Staged{}, nil, false, err
 		}
 	}
 	if err := m.stage(ctx, &rec, &att); err != nil {
 		if created {
 			err = errors.Join(err, m.discardNewVolume(rec))
 		}
-		return Staged{}, nil, err
+		return Staged{}, nil, false, err
 	}
 	m.log.Info("volume staged", "volume", rec.Key(), "owner", owner.ID, "device", att.Device, "staging", staging)
-	return st, &att, nil
+	return st, &att, created, nil
 }
 
 func deviceOfClaims(claims []Attachment) string {

@@ -64,20 +64,11 @@ func (j journal) volumes() ([]VolumeRecord, error) {
 		return nil, err
 	}
 	for _, t := range tenants {
-		names, err := readDirNames(filepath.Join(j.dir, "volumes", t))
+		vs, err := readRecords[VolumeRecord](filepath.Join(j.dir, "volumes", t))
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range names {
-			if !strings.HasSuffix(n, recordSuffix) {
-				continue
-			}
-			var v VolumeRecord
-			if err := readJSON(filepath.Join(j.dir, "volumes", t, n), &v); err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
+		out = append(out, vs...)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key() < out[b].Key() })
 	return out, nil
@@ -110,21 +101,30 @@ func (j journal) removeAttachment(a Attachment) error {
 
 // attachmentsOf returns the claims on one volume.
 func (j journal) attachmentsOf(volumeID string) ([]Attachment, error) {
-	dir := j.attachmentDir(volumeID)
+	return readRecords[Attachment](j.attachmentDir(volumeID))
+}
+
+// readRecords reads every record in dir. A record removed while we list
+// (a concurrent Release of another owner) is skipped: listings take no lock.
+func readRecords[T any](dir string) ([]T, error) {
 	names, err := readDirNames(dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []Attachment
+	var out []T
 	for _, n := range names {
 		if !strings.HasSuffix(n, recordSuffix) {
 			continue
 		}
-		var a Attachment
-		if err := readJSON(filepath.Join(dir, n), &a); err != nil {
+		var rec T
+		err := readJSON(filepath.Join(dir, n), &rec)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		out = append(out, rec)
 	}
 	return out, nil
 }

@@ -75,7 +75,7 @@ func owner(id string) Owner { return Owner{ID: id, Tenant: "default", Frontend: 
 
 func req(name, target string) Request { return annotations.Volume{Name: name, Target: target} }
 
-func mustAcquire(t *testing.T, m *Manager, o Owner, reqs ...Request) []Staged {
+func mustAcquire(t testing.TB, m *Manager, o Owner, reqs ...Request) []Staged {
 	t.Helper()
 	st, err := m.Acquire(context.Background(), o, reqs)
 	if err != nil {
@@ -84,7 +84,7 @@ func mustAcquire(t *testing.T, m *Manager, o Owner, reqs ...Request) []Staged {
 	return st
 }
 
-func mustRelease(t *testing.T, m *Manager, id string) {
+func mustRelease(t testing.TB, m *Manager, id string) {
 	t.Helper()
 	if err := m.Release(context.Background(), id); err != nil {
 		t.Fatalf("Release(%s): %v", id, err)
@@ -143,9 +143,9 @@ func TestLifecycleFormatsOnceAndKeepsData(t *testing.T) {
 	if err != nil || !rec.Formatted || rec.FS != "ext4" || rec.Size != gib {
 		t.Fatalf("reopened record = %+v, %v", rec, err)
 	}
-	st, err2 := os.Stat(rec.Backing)
-	if err2 != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("image %s: %v mode %v, want 0600", rec.Backing, err2, st.Mode().Perm())
+	img, err := os.Stat(rec.Backing)
+	if err != nil || img.Mode().Perm() != 0o600 {
+		t.Fatalf("image %s: %v, want mode 0600", rec.Backing, err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 var (
 	ErrNotFound     = errors.New("volume not found")
 	ErrInUse        = errors.New("volume is in use")
-	ErrUnknownPool  = errors.New("unknown pool")
 	ErrNotAllowed   = errors.New("tenant not allowed in pool")
 	ErrTooLarge     = errors.New("size over pool maximum")
 	ErrExists       = errors.New("volume already exists")

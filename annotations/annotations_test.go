@@ -1,0 +1,218 @@
+package annotations
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestEffective(t *testing.T) {
+	ann := map[string]string{
+		KeyContainerPrefix + "db": "c",
+		KeyPod:                    "p",
+		Key:                       "k",
+		"volumes.mooring.devx":    "lookalike",
+		KeyContainerPrefix:        "empty name",
+	}
+	for _, tc := range []struct {
+		name      string
+		ann       map[string]string
+		container string
+		key, val  string
+		ok        bool
+	}{
+		{"container key wins", ann, "db", KeyContainerPrefix + "db", "c", true},
+		{"pod key for other containers", ann, "web", KeyPod, "p", true},
+		{"pod key without a container name", ann, "", KeyPod, "p", true},
+		{"plain key", map[string]string{Key: "k"}, "web", Key, "k", true},
+		{"lookalikes ignored", map[string]string{
+			"volumes.mooring.devx": "x", "volumes.mooring.dev/containerX": "x",
+			"Volumes.mooring.dev": "x", KeyContainerPrefix: "x", "volumes.mooring.dev/pods": "x",
+		}, "", "", "", false},
+		{"none", nil, "db", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, v, ok := Effective(tc.ann, tc.container)
+			if k != tc.key || v != tc.val || ok != tc.ok {
+				t.Fatalf("got %q %q %v", k, v, ok)
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        []Volume
+	}{
+		{"flow", `[{name: pgdata, target: /var/lib/postgresql/data, pool: fast, size: 10Gi, fs: xfs, readOnly: true}]`,
+			[]Volume{{Name: "pgdata", Target: "/var/lib/postgresql/data", Pool: "fast", Size: 10 << 30, FS: "xfs", ReadOnly: true}}},
+		{"json", `[{"name":"a","target":"/a","size":1048576}]`, []Volume{{Name: "a", Target: "/a", Size: 1 << 20}}},
+		{"block", "- name: a\n  target: /a\n- name: b\n  target: /b\n  size: 2G\n",
+			[]Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b", Size: 2e9}}},
+		{"quoted", `[{name: "1", target: "/data dir"}]`, []Volume{{Name: "1", Target: "/data dir"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse(tc.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFromAnnotationsRefuses(t *testing.T) {
+	many := "["
+	for i := range MaxVolumes + 1 {
+		many += "{name: v" + string(rune('a'+i)) + ", target: /v" + string(rune('a'+i)) + "},"
+	}
+	many += "]"
+	for _, tc := range []struct{ name, value, want string }{
+		{"malformed yaml", `[{name: a, target: /a`, "not valid YAML"},
+		{"not a list", `{name: a, target: /a}`, "want a list of volumes"},
+		{"scalar", `data`, "want a list of volumes"},
+		{"empty list", `[]`, "no volumes"},
+		{"null item", `[null]`, "volume 1: want a map"},
+		{"unknown field", `[{name: a, target: /a, mode: rw}]`, `volume 1 ("a"): unknown field "mode"`},
+		{"field case", `[{Name: a, target: /a}]`, `unknown field "Name"`},
+		{"duplicate field", `[{name: a, name: b, target: /a}]`, "not valid YAML"},
+		{"missing name", `[{target: /a}]`, "volume 1: name: missing"},
+		{"missing target", `[{name: a}]`, `volume 1 ("a"): target: missing`},
+		{"bad name", `[{name: Data_1, target: /a}]`, `name "Data_1": want 1-63 characters`},
+		{"long name", `[{name: ` + strings.Repeat("a", 64) + `, target: /a}]`, "want 1-63"},
+		{"name not a string", `[{name: [a], target: /a}]`, "name: must be a string"},
+		{"relative target", `[{name: a, target: data}]`, `target "data": must be an absolute path`},
+		{"dotdot target", `[{name: a, target: /data/../../etc}]`, "must not contain .."},
+		{"unclean target", `[{name: a, target: /data/}]`, "must be a clean path"},
+		{"double slash", `[{name: a, target: //data}]`, "must be a clean path"},
+		{"root target", `[{name: a, target: /}]`, `must not be the container's root`},
+		{"proc", `[{name: a, target: /proc}]`, "must not be /proc or below it"},
+		{"below sys", `[{name: a, target: /sys/fs/cgroup}]`, "must not be /sys or below it"},
+		{"dev", `[{name: a, target: /dev/shm}]`, "must not be /dev or below it"},
+		{"control char", "[{name: a, target: \"/a\\x01\"}]", "control character"},
+		{"raw control char", "[{name: a, target: /a\x07}]", "control character"},
+		{"bad pool", `[{name: a, target: /a, pool: ../x}]`, `pool "../x"`},
+		{"zero size", `[{name: a, target: /a, size: 0}]`, "size: must be more than zero"},
+		{"negative size", `[{name: a, target: /a, size: -1}]`, "size"},
+		{"fraction", `[{name: a, target: /a, size: 1.5Gi}]`, `size "1.5Gi"`},
+		{"bad unit", `[{name: a, target: /a, size: 1GB}]`, `size "1GB"`},
+		{"overflow", `[{name: a, target: /a, size: 9000000Pi}]`, "too large"},
+		{"bad fs", `[{name: a, target: /a, fs: zfs}]`, `fs "zfs": must be one of ext4, xfs, btrfs`},
+		{"readOnly not bool", `[{name: a, target: /a, readOnly: sure}]`, "readOnly: must be a bool"},
+		{"duplicate name", `[{name: a, target: /a}, {name: a, target: /b}]`, `volume 2 ("a"): name: duplicate of volume 1`},
+		{"duplicate target", `[{name: a, target: /a}, {name: b, target: /a}]`, "duplicate of volume 1"},
+		{"nested target", `[{name: a, target: /a}, {name: b, target: /a/b}]`, "nested with volume 1"},
+		{"too many", many, "more than the limit of 16"},
+		{"too large", "[{name: a, target: /" + strings.Repeat("a", MaxValueBytes) + "}]", "more than the limit of 16384"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := FromAnnotations(map[string]string{Key: tc.value}, "")
+			if err == nil {
+				t.Fatalf("accepted %q", tc.value)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, `annotation "volumes.mooring.dev": `) || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %q, want the key and %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error is not one line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestFromAnnotationsNone(t *testing.T) {
+	vols, err := FromAnnotations(map[string]string{"other": "x"}, "c")
+	if vols != nil || err != nil {
+		t.Fatalf("got %v %v", vols, err)
+	}
+}
+
+func TestSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Size
+		out  string
+	}{
+		{"1", 1, "1"}, {"1024", 1024, "1Ki"}, {"1Ki", 1 << 10, "1Ki"}, {"64Mi", 64 << 20, "64Mi"},
+		{"10Gi", 10 << 30, "10Gi"}, {"2Ti", 2 << 40, "2Ti"}, {"1Pi", 1 << 50, "1Pi"},
+		{"500M", 500e6, "500M"}, {"1k", 1000, "1k"}, {"1K", 1000, "1k"}, {"3G", 3e9, "3G"}, {"1000", 1000, "1k"},
+		{"1536Mi", 1536 << 20, "1536Mi"},
+	} {
+		got, err := ParseSize(tc.in)
+		if err != nil || got != tc.want || got.String() != tc.out {
+			t.Errorf("%s: got %d %q %v", tc.in, got, got.String(), err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5Gi", "1 Gi", "1gi", "Gi", "99999999999999999999", "16Pi0", "8192Pi"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestFormatRoundTrip(t *testing.T) {
+	vols := []Volume{
+		{Name: "true", Target: "/a: b #c", Size: 1 << 30, FS: "btrfs", ReadOnly: true},
+		{Name: "123", Target: "/x/\"y\"", Pool: "null"},
+	}
+	s, err := Format(vols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(s)
+	if err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+	if !reflect.DeepEqual(got, vols) {
+		t.Fatalf("round trip %s: got %+v", s, got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`[{name: a, target: /a, size: 1Gi, fs: xfs, readOnly: true, pool: p}]`,
+		`[{"name":"a","target":"/a"}]`,
+		"- name: a\n  target: /a\n",
+		`[{name: a, target: /a}, {name: b, target: /a/b}]`,
+		`&a [*a]`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		vols, err := Parse(s)
+		if err != nil {
+			return
+		}
+		out, err := Format(vols)
+		if err != nil {
+			t.Fatalf("format %+v: %v", vols, err)
+		}
+		again, err := Parse(out)
+		if err != nil {
+			t.Fatalf("parse(format(parse(%q))) = %q: %v", s, out, err)
+		}
+		if !reflect.DeepEqual(again, vols) {
+			t.Fatalf("unstable: %+v vs %+v", vols, again)
+		}
+	})
+}
+
+func FuzzFromAnnotations(f *testing.F) {
+	f.Add(KeyContainerPrefix+"db", "db", `[{name: a, target: /a}]`)
+	f.Add(KeyPod, "", `[{name: a, target: /proc}]`)
+	f.Fuzz(func(t *testing.T, key, container, value string) {
+		vols, err := FromAnnotations(map[string]string{key: value}, container)
+		if err != nil && vols != nil {
+			t.Fatal("volumes returned with an error")
+		}
+		for _, v := range vols {
+			if v.validate() != nil || !strings.HasPrefix(v.Target, "/") {
+				t.Fatalf("invalid volume accepted: %+v", v)
+			}
+		}
+	})
+}

@@ -1,0 +1,112 @@
+package annotations
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Filesystems a request may ask for.
+var Filesystems = []string{"ext4", "xfs", "btrfs"}
+
+// forbidden are container paths a volume must not cover: the kernel's
+// interfaces, which runtimes mount themselves.
+var forbidden = []string{"/proc", "/sys", "/dev"}
+
+// maxTargetBytes is PATH_MAX.
+const maxTargetBytes = 4096
+
+func (v Volume) validate() error {
+	if err := checkName("name", v.Name, true); err != nil {
+		return err
+	}
+	if err := checkTarget(v.Target); err != nil {
+		return err
+	}
+	if err := checkName("pool", v.Pool, false); err != nil {
+		return err
+	}
+	if v.Size < 0 {
+		return fmt.Errorf("size: must be more than zero")
+	}
+	if v.FS != "" && !slices.Contains(Filesystems, v.FS) {
+		return fmt.Errorf("fs %q: must be one of %s", v.FS, strings.Join(Filesystems, ", "))
+	}
+	return nil
+}
+
+func checkName(field, name string, required bool) error {
+	if name == "" {
+		if required {
+			return fmt.Errorf("%s: missing", field)
+		}
+		return nil
+	}
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("%s %q: want 1-63 characters a-z, 0-9 and '-', starting and ending with a letter or digit", field, limit(name))
+	}
+	return nil
+}
+
+func checkTarget(t string) error {
+	switch {
+	case t == "":
+		return errors.New("target: missing")
+	case len(t) > maxTargetBytes:
+		return fmt.Errorf("target: longer than %d bytes", maxTargetBytes)
+	case strings.ContainsFunc(t, isControl) || strings.ContainsAny(t, "\n\t"):
+		return fmt.Errorf("target %q: has a control character", limit(t))
+	case !path.IsAbs(t):
+		return fmt.Errorf("target %q: must be an absolute path", limit(t))
+	case slices.Contains(strings.Split(t, "/"), ".."):
+		return fmt.Errorf("target %q: must not contain ..", limit(t))
+	case path.Clean(t) != t:
+		return fmt.Errorf("target %q: must be a clean path (no //, /./ or trailing /)", limit(t))
+	case t == "/":
+		return fmt.Errorf("target \"/\": must not be the container's root")
+	}
+	for _, f := range forbidden {
+		if within(t, f) {
+			return fmt.Errorf("target %q: must not be %s or below it", limit(t), f)
+		}
+	}
+	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// checkUnique refuses two volumes with one name, and targets that are equal
+// or nested (a mount over another volume's mount would hide it).
+func checkUnique(vols []Volume) error {
+	for i, a := range vols {
+		for j := i + 1; j < len(vols); j++ {
+			b := vols[j]
+			switch {
+			case a.Name == b.Name:
+				return fmt.Errorf("volume %d (%q): name: duplicate of volume %d", j+1, b.Name, i+1)
+			case a.Target == b.Target:
+				return fmt.Errorf("volume %d (%q): target %q: duplicate of volume %d", j+1, b.Name, b.Target, i+1)
+			case within(a.Target, b.Target) || within(b.Target, a.Target):
+				return fmt.Errorf("volume %d (%q): target %q: nested with volume %d's %q", j+1, b.Name, b.Target, i+1, a.Target)
+			}
+		}
+	}
+	return nil
+}
+
+// limit keeps error lines short when the input is long.
+func limit(s string) string {
+	const n = 80
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.StateDir != DefaultStateDir || c.RunDir != DefaultRunDir || c.DefaultPool != DefaultPoolName {
+		t.Fatalf("default dirs: %+v", c)
+	}
+	p, err := c.Pool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Driver != DriverLoop || !p.CreateOnDemand || p.DefaultFS != "ext4" || p.DefaultSize != 1<<30 || !p.Allows("anyone") {
+		t.Fatalf("default pool: %+v", p)
+	}
+	if got := c.PoolDirectory("default"); got != "/var/lib/mooring/pools/default" {
+		t.Fatalf("pool directory %q", got)
+	}
+}
+
+func TestParse(t *testing.T) {
+	c, err := Parse([]byte(`
+state_dir = "/srv/state"
+default_pool = "fast"
+allow_env_requests = true
+runtimes = ["/usr/local/bin/runc"]
+[pools.fast]
+driver = "block"
+devices = ["/dev/vdb", "/dev/vdc"]
+default_fs = "xfs"
+create_on_demand = false
+tenants = ["team-a"]
+[pools.scratch]
+driver = "loop"
+directory = "/srv/scratch"
+default_size = "100Mi"
+max_size = "2G"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, _ := c.Pool("")
+	if fast.Name != "fast" || fast.CreateOnDemand || fast.DefaultFS != "xfs" || len(fast.Devices) != 2 {
+		t.Fatalf("fast: %+v", fast)
+	}
+	if !fast.Allows("team-a") || fast.Allows("team-b") {
+		t.Fatalf("fast tenants: %v", fast.Tenants)
+	}
+	s, _ := c.Pool("scratch")
+	if s.DefaultSize != 100<<20 || s.MaxSize != 2_000_000_000 || c.PoolDirectory("scratch") != "/srv/scratch" {
+		t.Fatalf("scratch: %+v", s)
+	}
+	if c.RunDir != DefaultRunDir || !c.AllowEnvRequests || c.Runtimes[0] != "/usr/local/bin/runc" {
+		t.Fatalf("globals: %+v", c)
+	}
+	if _, err := c.Pool("nope"); !errors.Is(err, ErrUnknownPool) {
+		t.Fatalf("unknown pool: %v", err)
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	const pool = "\n[pools.default]\ndriver = \"loop\"\n"
+	for _, tc := range []struct{ name, toml, want string }{
+		{"not toml", "state_dir = ", "config:"},
+		{"unknown key", `stat_dir = "/x"` + pool, "unknown key stat_dir"},
+		{"unknown pool key", pool + `max = "1Gi"`, "unknown key pools.default.max"},
+		{"relative state", `state_dir = "var/lib"` + pool, "state_dir \"var/lib\": must be an absolute path"},
+		{"unclean run dir", `run_dir = "/run/../etc"` + pool, "must be a clean path"},
+		{"bad tenant", `default_tenant = "A_B"` + pool, "default_tenant"},
+		{"runtime with args", `runtimes = ["runc --debug"]` + pool, "runtimes"},
+		{"no default pool", `default_pool = "x"` + pool, `default_pool "x": unknown pool`},
+		{"no pools", ``, `default_pool "default": unknown pool`},
+		{"bad pool name", "default_pool = \"x\"\n[pools.Fast]\ndriver = \"loop\"", "pools.Fast: pool name"},
+		{"no driver", "[pools.default]\n", "driver: missing"},
+		{"bad driver", "[pools.default]\ndriver = \"nfs\"", `driver "nfs"`},
+		{"loop with devices", pool + `devices = ["/dev/vdb"]`, "devices: only for driver"},
+		{"relative directory", pool + `directory = "images"`, "directory \"images\": must be an absolute path"},
+		{"block without devices", "[pools.default]\ndriver = \"block\"", "at least one device"},
+		{"block outside dev", "[pools.default]\ndriver = \"block\"\ndevices = [\"/etc/passwd\"]", "under /dev/"},
+		{"block with directory", "[pools.default]\ndriver = \"block\"\ndirectory = \"/x\"", "directory: only for driver"},
+		{"bad size", pool + `default_size = "1Qi"`, "default_size"},
+		{"zero size", pool + `max_size = "0"`, "max_size \"0\": must be more than zero"},
+		{"default over max", pool + "default_size = \"2Gi\"\nmax_size = \"1Gi\"", "larger than max_size"},
+		{"bad fs", pool + `default_fs = "zfs"`, `default_fs "zfs"`},
+		{"bad tenant in pool", pool + `tenants = ["Team A"]`, "tenants"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.toml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(path, []byte("state_dir = \"/s\"\n[pools.default]\ndriver = \"loop\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.StateDir != "/s" {
+		t.Fatalf("explicit path: %v %+v", err, c)
+	}
+	t.Setenv(EnvPath, path)
+	if c, err := Load(""); err != nil || c.StateDir != "/s" {
+		t.Fatalf("env path: %v", err)
+	}
+	t.Setenv(EnvPath, filepath.Join(dir, "missing.toml"))
+	if _, err := Load(""); err == nil {
+		t.Fatal("a missing file named by the env must be an error")
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Fatal("a missing file named by the flag must be an error")
+	}
+	if err := os.WriteFile(path, []byte("[pools.default]\ndriver = \"tape\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error must name the file: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(string(DefaultTOML()))
+	f.Add("[pools.a]\ndriver = \"block\"\ndevices = [\"/dev/x\"]")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Parse([]byte(s))
+		if err != nil {
+			return
+		}
+		if _, err := c.Pool(""); err != nil {
+			t.Fatalf("valid config without its default pool: %v", err)
+		}
+	})
+}

@@ -1,0 +1,231 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mooring-dev/mooring/annotations"
+)
+
+// ErrUnknownPool is returned for a pool the config does not define.
+var ErrUnknownPool = errors.New("unknown pool")
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML returns the embedded default config file.
+func DefaultTOML() []byte { return slices.Clone(defaultTOML) }
+
+// Default returns the embedded default policy.
+func Default() *Config {
+	c, err := Parse(defaultTOML)
+	if err != nil {
+		panic("embedded default config is invalid: " + err.Error())
+	}
+	return c
+}
+
+// file is the TOML layout; sizes are strings so admins write "10Gi".
+type file struct {
+	StateDir         string              `toml:"state_dir"`
+	RunDir           string              `toml:"run_dir"`
+	LogFile          string              `toml:"log_file"`
+	DefaultPool      string              `toml:"default_pool"`
+	DefaultTenant    string              `toml:"default_tenant"`
+	AllowEnvRequests bool                `toml:"allow_env_requests"`
+	Runtimes         []string            `toml:"runtimes"`
+	Pools            map[string]poolFile `toml:"pools"`
+}
+
+type poolFile struct {
+	Driver         string   `toml:"driver"`
+	Directory      string   `toml:"directory"`
+	Devices        []string `toml:"devices"`
+	DefaultSize    string   `toml:"default_size"`
+	MaxSize        string   `toml:"max_size"`
+	DefaultFS      string   `toml:"default_fs"`
+	CreateOnDemand *bool    `toml:"create_on_demand"`
+	Tenants        []string `toml:"tenants"`
+}
+
+// Defaults for pool fields the admin leaves out.
+const (
+	defaultPoolSize = 1 << 30
+	defaultPoolMax  = 64 << 30
+	defaultFS       = "ext4"
+)
+
+var (
+	// label is a DNS label: pool names and tenants (Kubernetes namespaces).
+	label    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	fsTypes  = []string{"ext4", "xfs", "btrfs"}
+	progName = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
+)
+
+// Parse decodes and validates a TOML config. Unknown keys are errors:
+// a typo in a policy file must not silently widen what tenants may do.
+func Parse(data []byte) (*Config, error) {
+	var f file
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config: unknown key %s", strings.Join(keys, ", "))
+	}
+	return f.validate()
+}
+
+func (f file) validate() (*Config, error) {
+	c := &Config{
+		StateDir:         orDefault(f.StateDir, DefaultStateDir),
+		RunDir:           orDefault(f.RunDir, DefaultRunDir),
+		LogFile:          orDefault(f.LogFile, DefaultLogFile),
+		DefaultPool:      orDefault(f.DefaultPool, DefaultPoolName),
+		DefaultTenant:    orDefault(f.DefaultTenant, DefaultTenant),
+		AllowEnvRequests: f.AllowEnvRequests,
+		Runtimes:         f.Runtimes,
+		Pools:            map[string]Pool{},
+	}
+	if len(c.Runtimes) == 0 {
+		c.Runtimes = []string{"runc", "crun"}
+	}
+	for key, p := range map[string]string{"state_dir": c.StateDir, "run_dir": c.RunDir, "log_file": c.LogFile} {
+		if err := absClean(p); err != nil {
+			return nil, fmt.Errorf("config: %s %q: %w", key, p, err)
+		}
+	}
+	if !label.MatchString(c.DefaultTenant) {
+		return nil, fmt.Errorf("config: default_tenant %q: must be a DNS label (a-z, 0-9, -)", c.DefaultTenant)
+	}
+	for _, r := range c.Runtimes {
+		if absClean(r) != nil && !progName.MatchString(r) {
+			return nil, fmt.Errorf("config: runtimes: %q must be an absolute path or a program name", r)
+		}
+	}
+	names := make([]string, 0, len(f.Pools))
+	for name := range f.Pools {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, err := f.Pools[name].validate(name)
+		if err != nil {
+			return nil, fmt.Errorf("config: pools.%s: %w", name, err)
+		}
+		c.Pools[name] = p
+	}
+	if _, ok := c.Pools[c.DefaultPool]; !ok {
+		return nil, fmt.Errorf("config: default_pool %q: %w (define [pools.%s])", c.DefaultPool, ErrUnknownPool, c.DefaultPool)
+	}
+	return c, nil
+}
+
+func (pf poolFile) validate(name string) (Pool, error) {
+	if !label.MatchString(name) {
+		return Pool{}, fmt.Errorf("pool name must be a DNS label (a-z, 0-9, -)")
+	}
+	p := Pool{
+		Name:           name,
+		Driver:         pf.Driver,
+		Directory:      pf.Directory,
+		Devices:        pf.Devices,
+		DefaultFS:      orDefault(pf.DefaultFS, defaultFS),
+		CreateOnDemand: pf.CreateOnDemand == nil || *pf.CreateOnDemand,
+		Tenants:        pf.Tenants,
+	}
+	if len(p.Tenants) == 0 {
+		p.Tenants = []string{AnyTenant}
+	}
+	switch p.Driver {
+	case DriverLoop:
+		if len(p.Devices) > 0 {
+			return Pool{}, fmt.Errorf("devices: only for driver %q", DriverBlock)
+		}
+		if p.Directory != "" {
+			if err := absClean(p.Directory); err != nil {
+				return Pool{}, fmt.Errorf("directory %q: %w", p.Directory, err)
+			}
+		}
+	case DriverBlock:
+		if p.Directory != "" {
+			return Pool{}, fmt.Errorf("directory: only for driver %q", DriverLoop)
+		}
+		if len(p.Devices) == 0 {
+			return Pool{}, fmt.Errorf("devices: a block pool needs at least one device")
+		}
+		for _, d := range p.Devices {
+			if err := absClean(d); err != nil || !strings.HasPrefix(d, "/dev/") {
+				return Pool{}, fmt.Errorf("devices: %q must be a clean path under /dev/", d)
+			}
+		}
+	case "":
+		return Pool{}, fmt.Errorf("driver: missing (%q or %q)", DriverLoop, DriverBlock)
+	default:
+		return Pool{}, fmt.Errorf("driver %q: must be %q or %q", p.Driver, DriverLoop, DriverBlock)
+	}
+	var err error
+	if p.DefaultSize, err = size("default_size", pf.DefaultSize, defaultPoolSize); err != nil {
+		return Pool{}, err
+	}
+	if p.MaxSize, err = size("max_size", pf.MaxSize, max(defaultPoolMax, p.DefaultSize)); err != nil {
+		return Pool{}, err
+	}
+	if p.DefaultSize > p.MaxSize {
+		return Pool{}, fmt.Errorf("default_size %s is larger than max_size %s", pf.DefaultSize, annotations.Size(p.MaxSize))
+	}
+	if !slices.Contains(fsTypes, p.DefaultFS) {
+		return Pool{}, fmt.Errorf("default_fs %q: must be one of %s", p.DefaultFS, strings.Join(fsTypes, ", "))
+	}
+	for _, t := range p.Tenants {
+		if t != AnyTenant && !label.MatchString(t) {
+			return Pool{}, fmt.Errorf("tenants: %q must be %q or a DNS label (a Kubernetes namespace)", t, AnyTenant)
+		}
+	}
+	return p, nil
+}
+
+func size(key, value string, def int64) (int64, error) {
+	if value == "" {
+		return def, nil
+	}
+	s, err := annotations.ParseSize(value)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", key, err)
+	}
+	if s <= 0 {
+		return 0, fmt.Errorf("%s %q: must be more than zero", key, value)
+	}
+	return int64(s), nil
+}
+
+func absClean(p string) error {
+	switch {
+	case p == "":
+		return errors.New("must not be empty")
+	case !filepath.IsAbs(p):
+		return errors.New("must be an absolute path")
+	case filepath.Clean(p) != p:
+		return errors.New("must be a clean path (no .., //, or trailing /)")
+	}
+	return nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
