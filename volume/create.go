@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
+	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 )
@@ -69,7 +70,7 @@ func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, 
 		return VolumeRecord{}, fmt.Errorf("create %s/%s: size must be positive", tenant, req.Name)
 	}
 	if size > pool.MaxSize {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w: %d bytes asked, pool %q allows %d", tenant, req.Name, ErrTooLarge, size, pool.Name, pool.MaxSize)
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w: %s asked, pool %q allows at most %s", tenant, req.Name, ErrTooLarge, annotations.Size(size), pool.Name, annotations.Size(pool.MaxSize))
 	}
 	fsType := req.FS
 	if fsType == "" {

@@ -1,0 +1,187 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/volume"
+)
+
+func (e *env) volume(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: volume create|ls|inspect|rm", ErrUsage)
+	}
+	switch args[0] {
+	case "create":
+		return e.volumeCreate(args[1:])
+	case "ls", "list":
+		return e.volumeList(args[1:])
+	case "inspect":
+		return e.volumeInspect(args[1:])
+	case "rm", "remove":
+		return e.volumeRemove(args[1:])
+	}
+	return fmt.Errorf("%w: unknown volume command %q", ErrUsage, args[0])
+}
+
+func (e *env) volumeCreate(args []string) error {
+	fs := flags("volume create")
+	tenant := fs.String("tenant", "", "tenant (default: the config's default_tenant)")
+	pool := fs.String("pool", "", "pool (default: the config's default_pool)")
+	size := fs.String("size", "", "size, e.g. 10Gi (default: the pool's default_size)")
+	fsType := fs.String("fs", "", "ext4, xfs or btrfs (default: the pool's default_fs)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: volume create NAME", ErrUsage)
+	}
+	req := volume.Request{Name: pos[0], Pool: *pool, FS: *fsType}
+	if *size != "" {
+		if req.Size, err = annotations.ParseSize(*size); err != nil {
+			return fmt.Errorf("volume create: %w", err)
+		}
+		if req.Size == 0 {
+			return fmt.Errorf("volume create: size must be more than zero")
+		}
+	}
+	if *fsType != "" && !slices.Contains(annotations.Filesystems, *fsType) {
+		return fmt.Errorf("volume create: fs %q: must be one of %s", *fsType, strings.Join(annotations.Filesystems, ", "))
+	}
+	m, err := e.manager()
+	if err != nil {
+		return err
+	}
+	t := orDefault(*tenant, m.Config().DefaultTenant)
+	rec, err := m.Create(e.ctx, t, req)
+	if err != nil {
+		return err
+	}
+	return e.print(rec, func(w io.Writer) {
+		fmt.Fprintf(w, "created %s (%s %s in pool %s, formatted on first use)\n", rec.Key(), annotations.Size(rec.Size), rec.FS, rec.Pool)
+	})
+}
+
+// volumeView is a volume with who uses it, for ls and inspect.
+type volumeView struct {
+	volume.VolumeRecord
+	Attachments []volume.Attachment `json:"attachments"`
+}
+
+func (e *env) volumeViews() ([]volumeView, *volume.Manager, error) {
+	m, err := e.manager()
+	if err != nil {
+		return nil, nil, err
+	}
+	vols, err := m.Volumes()
+	if err != nil {
+		return nil, nil, err
+	}
+	atts, err := m.Attachments()
+	if err != nil {
+		return nil, nil, err
+	}
+	views := make([]volumeView, len(vols))
+	for i, v := range vols {
+		views[i] = volumeView{VolumeRecord: v, Attachments: []volume.Attachment{}}
+		for _, a := range atts {
+			if a.VolumeID == v.ID {
+				views[i].Attachments = append(views[i].Attachments, a)
+			}
+		}
+	}
+	return views, m, nil
+}
+
+func (e *env) volumeList(args []string) error {
+	fs := flags("volume ls")
+	tenant := fs.String("tenant", "", "only this tenant's volumes")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	views, _, err := e.volumeViews()
+	if err != nil {
+		return err
+	}
+	shown := []volumeView{}
+	for _, v := range views {
+		if *tenant == "" || v.Tenant == *tenant {
+			shown = append(shown, v)
+		}
+	}
+	return e.print(shown, func(w io.Writer) {
+		rows := make([][]string, len(shown))
+		for i, v := range shown {
+			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), v.FS,
+				strconv.FormatBool(v.Formatted), strconv.Itoa(len(v.Attachments)), age(v.Created)}
+		}
+		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
+	})
+}
+
+func (e *env) volumeInspect(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: volume inspect [TENANT/]NAME", ErrUsage)
+	}
+	views, m, err := e.volumeViews()
+	if err != nil {
+		return err
+	}
+	tenant, name := splitName(args[0], m.Config().DefaultTenant)
+	for _, v := range views {
+		if v.Tenant == tenant && v.Name == name {
+			return e.print(v, func(w io.Writer) {
+				table(w, []string{"FIELD", "VALUE"}, [][]string{
+					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
+					{"backing", v.Backing}, {"size", annotations.Size(v.Size).String()},
+					{"fs", v.FS + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
+					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
+				})
+				for _, a := range v.Attachments {
+					fmt.Fprintf(w, "  %s (%s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Target, a.Step)
+				}
+			})
+		}
+	}
+	return fmt.Errorf("volume %s/%s: %w", tenant, name, volume.ErrNotFound)
+}
+
+func (e *env) volumeRemove(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: volume rm [TENANT/]NAME", ErrUsage)
+	}
+	m, err := e.manager()
+	if err != nil {
+		return err
+	}
+	tenant, name := splitName(args[0], m.Config().DefaultTenant)
+	if err := m.Remove(e.ctx, tenant, name); err != nil {
+		if errors.Is(err, volume.ErrInUse) {
+			return fmt.Errorf("%w; stop the containers using it first", err)
+		}
+		return fmt.Errorf("volume rm %s/%s: %w", tenant, name, err)
+	}
+	return e.print(map[string]string{"removed": tenant + "/" + name}, func(w io.Writer) {
+		fmt.Fprintf(w, "removed %s/%s and its data\n", tenant, name)
+	})
+}
+
+func splitName(s, defaultTenant string) (tenant, name string) {
+	if t, n, ok := strings.Cut(s, "/"); ok {
+		return t, n
+	}
+	return defaultTenant, s
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

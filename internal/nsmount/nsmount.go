@@ -1,0 +1,151 @@
+package nsmount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one staged host mount to bring into the container.
+type Mount struct {
+	// Source is the staged mount point on the host.
+	Source string
+	// Target is the absolute path inside the container.
+	Target string
+	// ReadOnly makes the container's mount read-only.
+	ReadOnly bool
+}
+
+// forbidden are container paths a target must not resolve to (a symlink in
+// the image could point a harmless-looking target at them).
+var forbidden = []string{"/proc", "/sys", "/dev"}
+
+// Into mounts each m.Source at m.Target inside the mount namespace of pid,
+// under root: the container's root filesystem as an absolute path in that
+// namespace (runc's and crun's rootfs before pivot_root). On error nothing
+// it mounted stays mounted.
+func Into(pid int, root string, mounts []Mount) error {
+	if !filepath.IsAbs(root) {
+		return fmt.Errorf("container root %q is not absolute", root)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pin container process %d: %w", pid, os.NewSyscallError("pidfd_open", err))
+	}
+	defer unix.Close(pidfd)
+
+	trees := make([]int, 0, len(mounts))
+	defer func() {
+		for _, fd := range trees {
+			unix.Close(fd)
+		}
+	}()
+	for _, m := range mounts {
+		fd, err := cloneStaged(m)
+		if err != nil {
+			return err
+		}
+		trees = append(trees, fd)
+	}
+
+	// The namespace switch happens on a dedicated, locked thread that dies
+	// with the goroutine: no other goroutine ever runs in the container's
+	// namespace.
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		done <- inNamespace(pidfd, root, mounts, trees)
+	}()
+	return <-done
+}
+
+// cloneStaged clones the staged mount in the host namespace as a detached
+// mount with the container's mount attributes.
+func cloneStaged(m Mount) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		return -1, fmt.Errorf("clone staged mount %s: %w", m.Source, os.NewSyscallError("open_tree", err))
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV, Propagation: unix.MS_PRIVATE}
+	if m.ReadOnly {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("set attributes of %s: %w", m.Source, os.NewSyscallError("mount_setattr", err))
+	}
+	return fd, nil
+}
+
+// inNamespace runs on a locked thread that is thrown away afterwards.
+func inNamespace(pidfd int, root string, mounts []Mount, trees []int) (err error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return os.NewSyscallError("unshare(CLONE_FS)", err)
+	}
+	if err := unix.Setns(pidfd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("enter the container's mount namespace: %w", os.NewSyscallError("setns", err))
+	}
+	rootDir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open container root: %w", err)
+	}
+	defer rootDir.Close()
+
+	var done []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, p := range done {
+			if uerr := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo mount at %s: %w", p, uerr))
+			}
+		}
+	}()
+	for i, m := range mounts {
+		resolved, err := attach(rootDir, root, m, trees[i])
+		if err != nil {
+			return fmt.Errorf("mount %s in the container: %w", m.Target, err)
+		}
+		done = append(done, resolved)
+	}
+	return nil
+}
+
+// attach creates m.Target inside the root (never leaving it) and moves the
+// cloned tree onto it. It returns the path it mounted at, in the namespace.
+func attach(rootDir *os.File, root string, m Mount, tree int) (string, error) {
+	target, err := pathrs.MkdirAllHandle(rootDir, m.Target, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("create target inside the container root: %w", err)
+	}
+	defer target.Close()
+	resolved, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(target.Fd())))
+	if err != nil {
+		return "", fmt.Errorf("resolve target: %w", err)
+	}
+	inside, ok := strings.CutPrefix(resolved, strings.TrimSuffix(root, "/"))
+	if !ok || (inside != "" && !strings.HasPrefix(inside, "/")) {
+		return "", fmt.Errorf("target resolved to %s, outside the container root", resolved)
+	}
+	if inside == "" {
+		return "", errors.New("target resolves to the container's root")
+	}
+	for _, f := range forbidden {
+		if inside == f || strings.HasPrefix(inside, f+"/") {
+			return "", fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
+		}
+	}
+	err = unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err != nil {
+		return "", os.NewSyscallError("move_mount", err)
+	}
+	return resolved, nil
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mooring's build, tests and demo need.
+# Idempotent: does nothing (and no apt-get update) when all are present.
+set -euo pipefail
+
+packages=(
+	busybox-static   # rootfs for test and demo containers
+	e2fsprogs xfsprogs btrfs-progs util-linux   # mkfs, fsck, blkid, losetup
+	libseccomp-dev pkg-config gcc               # building a current runc
+	podman crun conmon uidmap                   # podman and crun integration tests
+	docker.io iptables                          # docker integration tests (shim)
+	fio                                         # I/O benchmarks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "prereqs: all Debian packages present"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "prereqs: missing ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "prereqs: installing ${missing[*]} with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
