@@ -35,37 +35,45 @@ func validTenant(t string) error {
 // (field 22 of /proc/<pid>/stat); with the pid it identifies a process
 // across pid reuse.
 func ProcessStart(pid int) (uint64, error) {
+	_, start, err := procStat(pid)
+	return start, err
+}
+
+// procStat returns the state (field 3: R, S, Z for a zombie, ...) and the
+// start time of pid.
+func procStat(pid int) (state byte, start uint64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("process %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("process %d: %w", pid, err)
 	}
 	// The command name (field 2) may contain spaces and parentheses; the
 	// fields after the last ')' are fixed. starttime is field 22, the 20th
 	// after the name.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("process %d: malformed stat", pid)
+		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
 	}
 	fields := bytes.Fields(b[i+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("process %d: malformed stat", pid)
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
 	}
-	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("process %d: start time: %w", pid, err)
+		return 0, 0, fmt.Errorf("process %d: start time: %w", pid, err)
 	}
-	return start, nil
+	return fields[0][0], start, nil
 }
 
 // OwnerAlive reports whether the owner's recorded identity still exists:
-// its process (same pid and start time) or, without a pid, its runtime
+// its process (same pid and start time, not a zombie: an exited container
+// whose parent has not reaped it is gone) or, without a pid, its runtime
 // state file. An owner with neither is assumed alive: only its front-end
 // (e.g. the NRI plugin's Synchronize) can tell.
 func OwnerAlive(o Owner) bool {
 	switch {
 	case o.PID > 0:
-		start, err := ProcessStart(o.PID)
-		return err == nil && (o.PIDStart == 0 || start == o.PIDStart)
+		state, start, err := procStat(o.PID)
+		return err == nil && state != 'Z' && state != 'X' && (o.PIDStart == 0 || start == o.PIDStart)
 	case o.StatePath != "":
 		_, err := os.Stat(o.StatePath)
 		return !errors.Is(err, fs.ErrNotExist)
