@@ -1,0 +1,129 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mooring-dev/mooring/internal/testenv"
+)
+
+// Podman is a podman with its own storage, runtime dirs and config in a
+// scratch directory, using the current runc and mooring's hooks.d files.
+type Podman struct {
+	Dir   string
+	Image string
+	bin   string
+	env   []string
+	tb    testing.TB
+}
+
+// NewPodman configures podman per LAB.md (cgroupfs, file events, the
+// rlimits this host allows, vfs storage, no network) with hooksDir, and
+// imports the busybox rootfs as an image. Its cleanup removes every
+// container and unmounts what podman left under its directory.
+func NewPodman(tb testing.TB, runtime, hooksDir string) *Podman {
+	tb.Helper()
+	path, ok := testenv.LookTool("podman")
+	testenv.Require(tb, ok, "podman (run make prereqs)")
+	_, ok = testenv.LookTool("conmon")
+	testenv.Require(tb, ok, "conmon (run make prereqs)")
+	dir, err := os.MkdirTemp("", "mooring-podman-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &Podman{Dir: dir, Image: "localhost/mooring-busybox:lab", bin: path, tb: tb}
+	conf := fmt.Sprintf(`[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = %q
+runtime = "lab"
+hooks_dir = [%q]
+tmp_dir = %q
+static_dir = %q
+volume_path = %q
+[engine.runtimes]
+lab = [%q]
+[network]
+network_backend = "cni"
+`, filepath.Join(dir, "events.log"), hooksDir, filepath.Join(dir, "tmp"), filepath.Join(dir, "static"),
+		filepath.Join(dir, "volumes"), runtime)
+	storage := fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n", filepath.Join(dir, "graph"), filepath.Join(dir, "run"))
+	for name, content := range map[string]string{"containers.conf": conf, "storage.conf": storage} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	p.env = []string{
+		"CONTAINERS_CONF=" + filepath.Join(dir, "containers.conf"),
+		"CONTAINERS_STORAGE_CONF=" + filepath.Join(dir, "storage.conf"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(dir, "xdg"),
+		"TMPDIR=" + filepath.Join(dir, "tmp"),
+	}
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
+	os.MkdirAll(filepath.Join(dir, "xdg"), 0o700)
+	tb.Cleanup(func() {
+		p.Run("rm", "--all", "--force")
+		mounts := MountsUnder(dir)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			exec.Command("umount", "-l", mounts[i]).Run()
+		}
+		os.RemoveAll(dir)
+	})
+	tar := exec.Command("tar", "-C", Rootfs(tb), "-c", ".")
+	imp := exec.Command(path, "import", "-", p.Image)
+	imp.Env = append(os.Environ(), p.env...)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	imp.Stdin = pipe
+	if err := tar.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := imp.CombinedOutput(); err != nil {
+		tb.Fatalf("podman import: %v: %s", err, out)
+	}
+	tar.Wait()
+	return p
+}
+
+// Run runs `podman args...`.
+func (p *Podman) Run(args ...string) (stdout, stderr string, err error) {
+	return RunCmd(p.tb, 2*time.Minute, p.env, p.bin, args...)
+}
+
+// WriteHooksDir writes mooring's hooks.d files (from deploy/hooks.d) into
+// a new directory, pointing at the mooring binary with the scratch config.
+func WriteHooksDir(tb testing.TB, mooring string, s *Scratch) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "deploy", "hooks.d", "*.json"))
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("deploy/hooks.d: %v", err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var h map[string]any
+		if err := json.Unmarshal(raw, &h); err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		hook := h["hook"].(map[string]any)
+		hook["path"] = mooring
+		hook["env"] = s.Env()
+		out, _ := json.Marshal(h)
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), out, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return dir
+}
