@@ -108,7 +108,9 @@ func parseArgs(args []string) (stage, configPath string, err error) {
 	return stage, configPath, nil
 }
 
-// readState decodes the OCI state strictly.
+// readState decodes the OCI state: bounded, one JSON object, with the
+// fields mooring uses validated. Unknown fields are allowed: runtimes add
+// their own (crun does).
 func readState(r io.Reader) (*specs.State, error) {
 	b, err := harden.ReadAll(r, harden.MaxStdin)
 	if err != nil {
@@ -119,7 +121,6 @@ func readState(r io.Reader) (*specs.State, error) {
 
 func decodeState(b []byte) (*specs.State, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var s specs.State
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("hook: OCI state on stdin: %w", err)
