@@ -59,9 +59,18 @@ func (Tools) Probe(ctx context.Context, dev string) (Probe, error) {
 	return p, nil
 }
 
-// Format implements Filesystems. mkfs runs without its force flag: it
-// refuses a device that holds a filesystem, a second guard after the probe.
-func (Tools) Format(ctx context.Context, dev, fs, uuid string) error {
+// Format implements Filesystems. It probes the device itself first and
+// refuses anything that is not empty (mkfs.ext4 without a terminal would
+// overwrite a filesystem); mkfs.xfs and mkfs.btrfs also run without their
+// force flags.
+func (t Tools) Format(ctx context.Context, dev, fs, uuid string) error {
+	p, err := t.Probe(ctx, dev)
+	if err != nil {
+		return fmt.Errorf("format %s: %w", dev, err)
+	}
+	if !p.Empty {
+		return fmt.Errorf("format %s: %w: it holds %s %s", dev, ErrNotOurs, p.Type, p.UUID)
+	}
 	var name string
 	var args []string
 	switch fs {
