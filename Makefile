@@ -54,7 +54,7 @@ fuzz:
 lint:
 	go vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v duplicates >/dev/null; then duplicates . || true; fi
+	@if command -v duplicates >/dev/null; then duplicates; fi
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/mooring

@@ -11,7 +11,8 @@ export GOBIN=${MOORING_TOOLS:-$root/.tools/bin}
 mkdir -p "$GOBIN"
 
 has_version() { # binary, version
-	[ -x "$GOBIN/$1" ] && "$GOBIN/$1" --version 2>/dev/null | grep -q "${2#v}"
+	local out
+	[ -x "$GOBIN/$1" ] && out=$("$GOBIN/$1" --version 2>/dev/null) && [[ $out == *"${2#v}"* ]]
 }
 
 if has_version runc "$RUNC_VERSION"; then
