@@ -176,6 +176,9 @@ func TestFilesystems(t *testing.T) {
 			if err != nil || !p.Empty {
 				t.Fatalf("probe of a new image: %+v %v", p, err)
 			}
+			if id, err := tools.Identify(ctx, l.Path()); err != nil || id.Type != "" {
+				t.Fatalf("identify of a new image: %+v %v", id, err)
+			}
 			const uuid = "0b4c3e1d-55aa-4f00-8a11-c0ffee000001"
 			if err := tools.Format(ctx, l.Path(), fs.name, uuid); err != nil {
 				t.Fatal(err)
@@ -183,6 +186,9 @@ func TestFilesystems(t *testing.T) {
 			p, err = tools.Probe(ctx, l.Path())
 			if err != nil || p.Empty || p.Type != fs.name || p.UUID != uuid {
 				t.Fatalf("probe after mkfs: %+v %v", p, err)
+			}
+			if id, err := tools.Identify(ctx, l.Path()); err != nil || id.Type != fs.name || id.UUID != uuid {
+				t.Fatalf("identify after mkfs: %+v %v", id, err)
 			}
 			if err := tools.Check(ctx, l.Path(), fs.name); err != nil {
 				t.Fatalf("check of a fresh filesystem: %v", err)

@@ -79,6 +79,10 @@ type Filesystems interface {
 	// Probe runs a full low-level probe; any failure other than "nothing
 	// found" is an error, so callers never format on doubt.
 	Probe(ctx context.Context, dev string) (Probe, error)
+	// Identify reads the type and UUID of an ext4, xfs or btrfs superblock
+	// in-process (cheap); an unrecognised device has an empty Type. It
+	// never says a device is empty: only Probe does.
+	Identify(ctx context.Context, dev string) (Probe, error)
 	// Format makes fs on dev with the given UUID.
 	Format(ctx context.Context, dev, fs, uuid string) error
 	// Check verifies fs on dev before a read-write mount, repairing only

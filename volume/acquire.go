@@ -286,7 +286,7 @@ func (m *Manager) detachLeftovers(ctx context.Context, rec VolumeRecord) error {
 // prepareFilesystem formats a never-formatted, empty device, or verifies
 // and checks the filesystem we made. It never formats on doubt.
 func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev string) error {
-	p, err := m.dev.FS.Probe(ctx, dev)
+	p, err := m.probe(ctx, rec, dev)
 	if err != nil {
 		return fmt.Errorf("probe %s (refusing to format or mount on doubt): %w", dev, err)
 	}
@@ -316,6 +316,19 @@ func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev 
 		return fmt.Errorf("%s: %w (mooring never reformats; repair it by hand)", rec.Key(), err)
 	}
 	return nil
+}
+
+// probe identifies the device. A volume we formatted is recognised by its
+// superblock (type and UUID as recorded) without the full probe; anything
+// else, and every first use, gets the full probe.
+func (m *Manager) probe(ctx context.Context, rec *VolumeRecord, dev string) (devices.Probe, error) {
+	if rec.Formatted {
+		id, err := m.dev.FS.Identify(ctx, dev)
+		if err == nil && id.Type == rec.FS && id.UUID == rec.FSUUID {
+			return id, nil
+		}
+	}
+	return m.dev.FS.Probe(ctx, dev)
 }
 
 func orNothing(s string) string {

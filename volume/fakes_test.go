@@ -149,6 +149,14 @@ func (f fakeFS) Probe(ctx context.Context, dev string) (devices.Probe, error) {
 	return p, nil
 }
 
+func (f fakeFS) Identify(ctx context.Context, dev string) (devices.Probe, error) {
+	p, err := f.Probe(ctx, dev)
+	if p.Empty {
+		p = devices.Probe{}
+	}
+	return p, err
+}
+
 func (f fakeFS) Format(ctx context.Context, dev, fs, uuid string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
