@@ -66,18 +66,22 @@ func procStat(pid int) (state byte, start uint64, err error) {
 
 // OwnerAlive reports whether the owner's recorded identity still exists:
 // its process (same pid and start time, not a zombie: an exited container
-// whose parent has not reaped it is gone) or, without a pid, its runtime
-// state file. An owner with neither is assumed alive: only its front-end
-// (e.g. the NRI plugin's Synchronize) can tell.
+// whose parent has not reaped it is gone), or its runtime state file. An
+// owner with neither recorded is assumed alive: only its front-end (the
+// NRI plugin's Synchronize) can tell.
 func OwnerAlive(o Owner) bool {
-	switch {
-	case o.PID > 0:
-		state, start, err := procStat(o.PID)
-		return err == nil && state != 'Z' && state != 'X' && (o.PIDStart == 0 || start == o.PIDStart)
-	case o.StatePath != "":
-		_, err := os.Stat(o.StatePath)
-		return !errors.Is(err, fs.ErrNotExist)
-	default:
+	if o.PID <= 0 && o.StatePath == "" {
 		return true
 	}
+	if o.PID > 0 {
+		state, start, err := procStat(o.PID)
+		if err == nil && state != 'Z' && state != 'X' && (o.PIDStart == 0 || start == o.PIDStart) {
+			return true
+		}
+	}
+	if o.StatePath != "" {
+		_, err := os.Stat(o.StatePath)
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	return false
 }

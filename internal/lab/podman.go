@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,7 +97,13 @@ network_backend = "cni"
 
 // Run runs `podman args...`.
 func (p *Podman) Run(args ...string) (stdout, stderr string, err error) {
-	return RunCmd(p.tb, 2*time.Minute, p.env, p.bin, args...)
+	return p.RunEnv(nil, args...)
+}
+
+// RunEnv runs `podman args...` with extra environment (passed down to the
+// OCI runtime, e.g. MOORING_CONFIG for the shim).
+func (p *Podman) RunEnv(env []string, args ...string) (stdout, stderr string, err error) {
+	return RunCmd(p.tb, 2*time.Minute, append(slices.Clone(p.env), env...), p.bin, args...)
 }
 
 // WriteHooksDir writes mooring's hooks.d files (from deploy/hooks.d) into
