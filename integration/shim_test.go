@@ -127,10 +127,13 @@ func TestShimDeleteReleases(t *testing.T) {
 
 func TestShimPodman(t *testing.T) {
 	e := newShimEnv(t)
-	p := lab.NewPodman(t, e.bins.Runtime, t.TempDir())
+	// podman does not pass its environment to the OCI runtime: the shim
+	// gets the scratch config from a wrapper (an admin uses the default
+	// /etc/mooring/config.toml instead).
+	p := lab.NewPodman(t, lab.WrapWithEnv(t, e.bins.Runtime, e.scratch.Env()), t.TempDir())
 	ann := `"volumes.mooring.dev=[{name: pod, target: /data}]"`
 	run := func(script string) string {
-		out, stderr, err := p.RunEnv(e.scratch.Env(), "run", "--rm", "--network", "none", "--annotation", ann, p.Image, "sh", "-c", script)
+		out, stderr, err := p.Run("run", "--rm", "--network", "none", "--annotation", ann, p.Image, "sh", "-c", script)
 		if err != nil {
 			t.Fatalf("podman --runtime shim: %v\n%s\nlog: %s", err, stderr, e.scratch.Log())
 		}

@@ -27,13 +27,23 @@ var shared struct {
 
 // Main runs the tests and removes what the harness built once for them.
 // Use it from TestMain.
+// It also fails the run if the tests touched the host's default state
+// directory, which every test must leave alone.
 func Main(m *testing.M) int {
+	_, before := os.Stat(hostStateDir)
 	code := m.Run()
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
+	if _, after := os.Stat(hostStateDir); before != nil && after == nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests created %s: some mooring process ran without the scratch config\n", hostStateDir)
+		return 1
+	}
 	return code
 }
+
+// hostStateDir is the default config's state directory.
+const hostStateDir = "/var/lib/mooring"
 
 func sharedDir() (string, error) {
 	if shared.dir == "" {

@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,14 +97,26 @@ network_backend = "cni"
 
 // Run runs `podman args...`.
 func (p *Podman) Run(args ...string) (stdout, stderr string, err error) {
-	return p.RunEnv(nil, args...)
+	return RunCmd(p.tb, 2*time.Minute, p.env, p.bin, args...)
 }
 
-// RunEnv runs `podman args...` with extra environment (passed down to the
-// OCI runtime, e.g. MOORING_CONFIG for the shim).
-func (p *Podman) RunEnv(env []string, args ...string) (stdout, stderr string, err error) {
-	return RunCmd(p.tb, 2*time.Minute, append(slices.Clone(p.env), env...), p.bin, args...)
+// WrapWithEnv returns a script that execs program with env set, for
+// engines that do not pass their environment to the OCI runtime.
+func WrapWithEnv(tb testing.TB, program string, env []string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), filepath.Base(program))
+	script := "#!/bin/sh\n"
+	for _, e := range env {
+		script += "export " + shellQuote(e) + "\n"
+	}
+	script += "exec " + shellQuote(program) + " \"$@\"\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // WriteHooksDir writes mooring's hooks.d files (from deploy/hooks.d) into
 // a new directory, pointing at the mooring binary with the scratch config.
