@@ -1,0 +1,184 @@
+package nri
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/volume"
+)
+
+// Frontend marks the owners this plugin creates.
+const Frontend = "nri"
+
+// DefaultRequestTimeout stays below NRI's default 2 s request timeout: a
+// plugin that exceeds it is dropped and the container starts without its
+// volume.
+const DefaultRequestTimeout = 1500 * time.Millisecond
+
+// Plugin handles the NRI events mooring needs. Only the event methods it
+// implements are subscribed (the stub detects them).
+type Plugin struct {
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu sync.Mutex
+	m  *volume.Manager
+	// live are the containers known to exist: listed by the last
+	// Synchronize or created since, and not removed since.
+	live   map[string]bool
+	synced bool
+}
+
+// NewPlugin returns a plugin acquiring through m.
+func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration) *Plugin {
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	return &Plugin{m: m, log: log, timeout: timeout, live: map[string]bool{}}
+}
+
+// Configure takes the admin config the runtime passes (the contents of
+// <plugin_config_path>/<idx>-<name>.conf), if any, instead of the one the
+// plugin was started with.
+func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api.EventMask, error) {
+	p.log.Info("configured", "runtime", runtime, "version", version, "own config", cfg != "")
+	if strings.TrimSpace(cfg) == "" {
+		return 0, nil
+	}
+	c, err := config.Parse([]byte(cfg))
+	if err != nil {
+		return 0, fmt.Errorf("mooring: config from the runtime: %w", err)
+	}
+	m, err := volume.New(c, volume.WithLogger(p.log))
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.m = m
+	p.mu.Unlock()
+	return 0, nil
+}
+
+// manager returns the current volume manager.
+func (p *Plugin) manager() *volume.Manager {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m
+}
+
+// Synchronize reconciles the journal against the runtime's containers:
+// claims of containers it no longer has (or has stopped) are released.
+func (p *Plugin) Synchronize(ctx context.Context, _ []*api.PodSandbox, containers []*api.Container) ([]*api.ContainerUpdate, error) {
+	p.mu.Lock()
+	p.live = map[string]bool{}
+	for _, c := range containers {
+		if c.GetState() != api.ContainerState_CONTAINER_STOPPED {
+			p.live[c.GetId()] = true
+		}
+	}
+	p.synced = true
+	p.mu.Unlock()
+	rep, err := p.manager().Reconcile(ctx, p.alive)
+	p.log.Info("synchronized", "containers", len(containers), "released", len(rep.Released), "kept", rep.Kept, "error", err)
+	// A failed reconcile must not fail the connection: the next one retries.
+	return nil, nil
+}
+
+// CreateContainer acquires the container's volumes and adds them as bind
+// mounts. An error fails the container's creation with mooring's reason.
+func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	reqs, err := annotations.FromAnnotations(pod.GetAnnotations(), ctr.GetName())
+	if err != nil {
+		return nil, nil, p.refuse(pod, ctr, err)
+	}
+	if len(reqs) == 0 {
+		return nil, nil, nil
+	}
+	// Live before Acquire, so a concurrent periodic reconcile never takes
+	// the claim being made.
+	p.setLive(ctr.GetId(), true)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	owner := volume.Owner{ID: ctr.GetId(), Tenant: pod.GetNamespace(), Frontend: Frontend}
+	staged, err := p.manager().Acquire(ctx, owner, reqs)
+	if err != nil {
+		p.setLive(ctr.GetId(), false)
+		return nil, nil, p.refuse(pod, ctr, err)
+	}
+	adjust := &api.ContainerAdjustment{}
+	for _, s := range staged {
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if s.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: opts})
+	}
+	p.log.Info("volumes added", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "id", ctr.GetId(), "volumes", len(staged))
+	return adjust, nil, nil
+}
+
+// StopContainer releases the container's volumes.
+func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	return nil, p.release(ctx, ctr)
+}
+
+// RemoveContainer releases (again: idempotent) and forgets the container.
+func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	p.setLive(ctr.GetId(), false)
+	return p.release(ctx, ctr)
+}
+
+// Reconcile releases claims of containers that are gone; it runs
+// periodically between Synchronize calls. Before the first Synchronize
+// nothing is known, so it does nothing.
+func (p *Plugin) Reconcile(ctx context.Context) (volume.ReconcileReport, error) {
+	p.mu.Lock()
+	synced := p.synced
+	p.mu.Unlock()
+	if !synced {
+		return volume.ReconcileReport{}, nil
+	}
+	return p.manager().Reconcile(ctx, p.alive)
+}
+
+func (p *Plugin) release(ctx context.Context, ctr *api.Container) error {
+	if err := p.manager().Release(ctx, ctr.GetId()); err != nil {
+		p.log.Error("release", "id", ctr.GetId(), "error", err)
+		return fmt.Errorf("mooring: release volumes of %s: %w", ctr.GetName(), err)
+	}
+	return nil
+}
+
+// alive judges owners: this plugin's by what the runtime said, the other
+// front-ends' by their recorded process or state file.
+func (p *Plugin) alive(o volume.Owner) bool {
+	if o.Frontend != Frontend {
+		return volume.OwnerAlive(o)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.live[o.ID]
+}
+
+func (p *Plugin) setLive(id string, live bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if live {
+		p.live[id] = true
+	} else {
+		delete(p.live, id)
+	}
+}
+
+func (p *Plugin) refuse(pod *api.PodSandbox, ctr *api.Container, err error) error {
+	p.log.Error("refused", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "error", err)
+	return fmt.Errorf("mooring: %w", err)
+}

@@ -1,0 +1,105 @@
+package nri
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/volume"
+)
+
+// Reconnect backoff bounds.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// Run runs the plugin until ctx ends. Started by the runtime from its
+// plugin_path, it serves the connection it was given and exits when that
+// closes (the runtime restarts it); started on its own, it connects to the
+// NRI socket and reconnects with backoff whenever the runtime goes away.
+func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mooring-nri", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "admin config (default $MOORING_CONFIG, then /etc/mooring/config.toml)")
+	name := fs.String("name", "mooring", "plugin name")
+	idx := fs.String("idx", "10", "plugin index (ignored when the runtime starts the plugin: it names it)")
+	socket := fs.String("socket", "", "NRI socket of the runtime (default /var/run/nri/nri.sock)")
+	interval := fs.Duration("reconcile-interval", time.Minute, "how often to release volumes of containers that are gone")
+	timeout := fs.Duration("request-timeout", DefaultRequestTimeout, "time limit for one Acquire; keep it below the runtime's plugin_request_timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "nri")
+	m, err := volume.New(cfg, volume.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	p := NewPlugin(m, log, *timeout)
+	go p.reconcileEvery(ctx, *interval)
+
+	preRegistered := os.Getenv(api.PluginSocketEnvVar) != ""
+	backoff := minBackoff
+	for {
+		opts := []stub.Option{stub.WithPluginName(*name)}
+		if !preRegistered {
+			opts = append(opts, stub.WithPluginIdx(*idx))
+		}
+		if *socket != "" {
+			opts = append(opts, stub.WithSocketPath(*socket))
+		}
+		s, err := stub.New(p, opts...)
+		if err != nil {
+			return fmt.Errorf("mooring-nri: %w", err)
+		}
+		started := time.Now()
+		err = s.Run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case preRegistered:
+			return fmt.Errorf("mooring-nri: connection to the runtime closed: %w", err)
+		}
+		if time.Since(started) > time.Minute {
+			backoff = minBackoff
+		}
+		log.Warn("runtime connection lost; reconnecting", "error", err, "in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// reconcileEvery runs Reconcile periodically until ctx ends.
+func (p *Plugin) reconcileEvery(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if rep, err := p.Reconcile(ctx); err != nil || len(rep.Released) > 0 {
+				p.log.Info("periodic reconcile", "released", len(rep.Released), "error", err)
+			}
+		}
+	}
+}
