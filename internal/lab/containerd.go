@@ -1,0 +1,242 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mooring-dev/mooring/internal/testenv"
+)
+
+// Test images, imported into containerd's k8s.io namespace.
+const (
+	PauseImage   = "docker.io/library/mooring-pause:lab"
+	BusyboxImage = "docker.io/library/mooring-busybox:lab"
+)
+
+// ContainerdOptions tune a test containerd.
+type ContainerdOptions struct {
+	// BinaryName replaces runc (e.g. with mooring-runtime).
+	BinaryName string
+	// ShimEnv is added to the environment of containerd's shims (and so of
+	// the runtime they run).
+	ShimEnv []string
+	// RequestTimeout is NRI's plugin_request_timeout (default 2s).
+	RequestTimeout time.Duration
+}
+
+// Containerd is a containerd 2.x (from `make tools`) with CRI and NRI,
+// every path in a scratch directory.
+type Containerd struct {
+	Dir       string
+	Socket    string // CRI/gRPC socket
+	NRISocket string
+	PluginDir string // NRI plugin_path
+	RuncRoot  string
+	ctr       string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	tb        testing.TB
+}
+
+// NewContainerd starts containerd and imports the pause and busybox images.
+// Its cleanup stops every pod, stops containerd by its PID and unmounts
+// what it left.
+func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
+	tb.Helper()
+	testenv.RequireRoot(tb)
+	bin := filepath.Join(testenv.ToolsDir(), "containerd")
+	_, err := os.Stat(bin)
+	testenv.Require(tb, err == nil, bin+" (run make tools)")
+	runc := Runc(tb)
+	dir, err := os.MkdirTemp("", "mooring-ctrd-") // short: socket paths
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Containerd{
+		Dir: dir, Socket: filepath.Join(dir, "c.sock"), NRISocket: filepath.Join(dir, "nri.sock"),
+		PluginDir: filepath.Join(dir, "nri-plugins"), RuncRoot: filepath.Join(dir, "runc"),
+		ctr: filepath.Join(testenv.ToolsDir(), "ctr"), exited: make(chan struct{}), tb: tb,
+	}
+	for _, d := range []string{c.PluginDir, filepath.Join(dir, "nri-conf"), filepath.Join(dir, "s")} {
+		os.MkdirAll(d, 0o700)
+	}
+	binary := runc
+	if opts.BinaryName != "" {
+		binary = opts.BinaryName
+	}
+	timeout := opts.RequestTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	shimEnv := ""
+	for _, e := range opts.ShimEnv {
+		shimEnv += fmt.Sprintf("%q, ", e)
+	}
+	conf := fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+imports = []
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[debug]
+  address = %[5]q
+[plugins.'io.containerd.shim.v1.manager']
+  socket_dir = %[6]q
+  env = [%[13]s]
+[plugins.'io.containerd.nri.v1.nri']
+  disable = false
+  socket_path = %[7]q
+  plugin_path = %[8]q
+  plugin_config_path = %[9]q
+  plugin_registration_timeout = "5s"
+  plugin_request_timeout = %[12]q
+  disable_connections = false
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = 'runc'
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = 'io.containerd.runc.v2'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = %[10]q
+        Root = %[11]q
+        SystemdCgroup = false
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = %[14]q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "debug.sock"),
+		filepath.Join(dir, "s"), c.NRISocket, c.PluginDir, filepath.Join(dir, "nri-conf"), binary, c.RuncRoot,
+		timeout.String(), strings.TrimSuffix(shimEnv, ", "), PauseImage)
+	confPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.cmd = exec.Command(bin, "--config", confPath)
+	// containerd finds containerd-shim-runc-v2 in PATH: ours, not Debian's.
+	c.cmd.Env = append(os.Environ(), "PATH="+testenv.ToolsDir()+":"+os.Getenv("PATH"))
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { c.cmd.Wait(); logFile.Close(); close(c.exited) }()
+	tb.Cleanup(c.stop)
+	c.waitReady()
+	c.importImages()
+	return c
+}
+
+// CRI returns a CRI client for this containerd, closed by the test's
+// cleanup.
+func (c *Containerd) CRI() *CRI {
+	c.tb.Helper()
+	client, err := DialCRI(c.Socket)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	client.LogDir = filepath.Join(c.Dir, "logs")
+	os.MkdirAll(client.LogDir, 0o700)
+	c.tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// Log returns containerd's log, for failure messages.
+func (c *Containerd) Log() string {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
+	return string(b)
+}
+
+func (c *Containerd) waitReady() {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, _, err := c.Ctr("version"); err == nil {
+			return
+		}
+		select {
+		case <-c.exited:
+			c.tb.Fatalf("containerd exited:\n%s", c.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("containerd did not answer in 60s:\n%s", c.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Ctr runs ctr against this containerd in the k8s.io namespace.
+func (c *Containerd) Ctr(args ...string) (stdout, stderr string, err error) {
+	return RunCmd(c.tb, 2*time.Minute, nil, c.ctr, append([]string{"--address", c.Socket, "--namespace", "k8s.io"}, args...)...)
+}
+
+func (c *Containerd) importImages() {
+	tb := c.tb
+	dir := tb.TempDir()
+	pauseRoot := filepath.Join(dir, "pause-rootfs")
+	os.MkdirAll(pauseRoot, 0o755)
+	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(pauseRoot, "pause"), "./internal/lab/pause")
+	build.Dir = testenv.RepoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("build pause: %v\n%s", err, out)
+	}
+	for _, img := range []struct{ name, rootfs string }{{PauseImage, pauseRoot}, {BusyboxImage, Rootfs(tb)}} {
+		cmd := []string{"/pause"}
+		if img.name == BusyboxImage {
+			cmd = []string{"sh"}
+		}
+		tarPath := filepath.Join(dir, filepath.Base(img.rootfs)+".tar")
+		if err := OCIImageTar(tarPath, img.rootfs, img.name, cmd); err != nil {
+			tb.Fatal(err)
+		}
+		if _, stderr, err := c.Ctr("images", "import", tarPath); err != nil {
+			tb.Fatalf("ctr images import %s: %v\n%s", img.name, err, stderr)
+		}
+	}
+}
+
+// Stop stops containerd by its PID (SIGTERM, then SIGKILL after 20 s).
+func (c *Containerd) Stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(20 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+func (c *Containerd) stop() {
+	if cri, err := DialCRI(c.Socket); err == nil {
+		cri.RemoveAllPods()
+		cri.Close()
+	}
+	c.Stop()
+	// Shims outlive containerd; stop the ones it started for us.
+	out, _ := exec.Command("pgrep", "-f", "containerd-shim-runc-v2 -namespace k8s.io -address "+c.Socket).Output()
+	for _, pid := range strings.Fields(string(out)) {
+		exec.Command("kill", "-9", pid).Run()
+	}
+	mounts := MountsUnder(c.Dir)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		exec.Command("umount", "-l", mounts[i]).Run()
+	}
+	os.RemoveAll(c.Dir)
+}

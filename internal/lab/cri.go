@@ -1,0 +1,144 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CRI is a small Kubernetes CRI client (what the kubelet does), enough to
+// run pods and containers against a test containerd.
+type CRI struct {
+	conn *grpc.ClientConn
+	rt   cri.RuntimeServiceClient
+	// LogDir holds the pods' container logs.
+	LogDir string
+}
+
+// DialCRI connects to a CRI socket.
+func DialCRI(socket string) (*CRI, error) {
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &CRI{conn: conn, rt: cri.NewRuntimeServiceClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *CRI) Close() error { return c.conn.Close() }
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
+}
+
+// Pod is a running pod sandbox.
+type Pod struct {
+	ID     string
+	Config *cri.PodSandboxConfig
+}
+
+// RunPod starts a pod with host networking (no CNI here) and annotations.
+func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Pod, error) {
+	cfg := &cri.PodSandboxConfig{
+		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: namespace + "-" + name},
+		Annotations:  annotations,
+		LogDirectory: c.LogDir,
+		Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
+			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
+		}},
+	}
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.RunPodSandbox(cx, &cri.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return nil, err
+	}
+	return &Pod{ID: resp.PodSandboxId, Config: cfg}, nil
+}
+
+// CreateContainer creates (not starts) a busybox container in the pod.
+func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.CreateContainer(cx, &cri.CreateContainerRequest{
+		PodSandboxId: p.ID, SandboxConfig: p.Config,
+		Config: &cri.ContainerConfig{
+			Metadata: &cri.ContainerMetadata{Name: name},
+			Image:    &cri.ImageSpec{Image: BusyboxImage},
+			Command:  args,
+			LogPath:  name + ".log",
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.ContainerId, nil
+}
+
+// Start starts a created container.
+func (c *CRI) Start(id string) error {
+	cx, cancel := ctx()
+	defer cancel()
+	_, err := c.rt.StartContainer(cx, &cri.StartContainerRequest{ContainerId: id})
+	return err
+}
+
+// RunContainer creates and starts a container and waits for it to exit;
+// it returns the exit code.
+func (c *CRI) RunContainer(p *Pod, name string, args ...string) (int32, error) {
+	id, err := c.CreateContainer(p, name, args...)
+	if err != nil {
+		return -1, err
+	}
+	if err := c.Start(id); err != nil {
+		return -1, err
+	}
+	return c.Wait(id)
+}
+
+// Wait waits up to a minute for a container to exit.
+func (c *CRI) Wait(id string) (int32, error) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		cx, cancel := ctx()
+		st, err := c.rt.ContainerStatus(cx, &cri.ContainerStatusRequest{ContainerId: id})
+		cancel()
+		if err != nil {
+			return -1, err
+		}
+		if st.Status.State == cri.ContainerState_CONTAINER_EXITED {
+			return st.Status.ExitCode, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1, fmt.Errorf("container %s did not exit within a minute", id)
+}
+
+// RemovePod stops and removes a pod and its containers.
+func (c *CRI) RemovePod(p *Pod) error {
+	cx, cancel := ctx()
+	defer cancel()
+	if _, err := c.rt.StopPodSandbox(cx, &cri.StopPodSandboxRequest{PodSandboxId: p.ID}); err != nil {
+		return err
+	}
+	_, err := c.rt.RemovePodSandbox(cx, &cri.RemovePodSandboxRequest{PodSandboxId: p.ID})
+	return err
+}
+
+// RemoveAllPods removes every pod (test cleanup).
+func (c *CRI) RemoveAllPods() {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ListPodSandbox(cx, &cri.ListPodSandboxRequest{})
+	if err != nil {
+		return
+	}
+	for _, p := range resp.Items {
+		c.rt.StopPodSandbox(cx, &cri.StopPodSandboxRequest{PodSandboxId: p.Id})
+		c.rt.RemovePodSandbox(cx, &cri.RemovePodSandboxRequest{PodSandboxId: p.Id})
+	}
+}
