@@ -127,7 +127,7 @@ func TestNRIDataOutlivesPods(t *testing.T) {
 func TestNRIPrecedenceSharingAndTenants(t *testing.T) {
 	e := newNRIEnv(t, lab.ContainerdOptions{})
 	p := e.pod("team-a", "multi", map[string]string{
-		annotations.KeyPod:                  `[{name: shared, target: /shared}]`,
+		annotations.KeyPod:                    `[{name: shared, target: /shared}]`,
 		annotations.KeyContainerPrefix + "db": `[{name: own, target: /own}]`,
 	})
 	if code := e.run(p, "db", "test -d /own && ! test -d /shared"); code != 0 {

@@ -216,7 +216,7 @@ func TestCreateStopRemove(t *testing.T) {
 func TestContainerKeyWinsAndPodVolumeIsShared(t *testing.T) {
 	rt := newRuntime(t, `"*"`)
 	p := pod("ns", "web", map[string]string{
-		annotations.KeyPod:                  `[{name: shared, target: /shared}]`,
+		annotations.KeyPod:                    `[{name: shared, target: /shared}]`,
 		annotations.KeyContainerPrefix + "db": `[{name: own, target: /own}]`,
 	})
 	db, app, sidecar := ctr(p, "db"), ctr(p, "app"), ctr(p, "sidecar")
