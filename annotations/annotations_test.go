@@ -216,3 +216,17 @@ func FuzzFromAnnotations(f *testing.F) {
 		}
 	})
 }
+
+func TestCRIAnnotations(t *testing.T) {
+	if n := CRIContainerName(map[string]string{"io.kubernetes.container.name": "db"}); n != "db" {
+		t.Fatalf("CRI-O name: %q", n)
+	}
+	if n := CRIContainerName(map[string]string{"io.kubernetes.cri.container-name": "web"}); n != "web" {
+		t.Fatalf("containerd name: %q", n)
+	}
+	if !IsCRISandbox(map[string]string{"io.kubernetes.cri.container-type": "sandbox"}) ||
+		!IsCRISandbox(map[string]string{"io.kubernetes.cri-o.ContainerType": "sandbox"}) ||
+		IsCRISandbox(map[string]string{"io.kubernetes.cri.container-type": "container"}) {
+		t.Fatal("IsCRISandbox")
+	}
+}

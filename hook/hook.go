@@ -37,10 +37,6 @@ const timeout = 2 * time.Minute
 // maxSpecBytes bounds config.json.
 const maxSpecBytes = 4 << 20
 
-// ContainerNameAnnotations are set by CRI runtimes (containerd, CRI-O) and
-// select the per-container key.
-var ContainerNameAnnotations = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
-
 // Run runs one hook stage: args are the stage and optionally
 // --config PATH.
 func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
@@ -150,7 +146,10 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if len(ann) == 0 {
 		ann = spec.Annotations
 	}
-	reqs, err := annotations.FromAnnotations(ann, containerName(ann))
+	if annotations.IsCRISandbox(ann) {
+		return nil
+	}
+	reqs, err := annotations.FromAnnotations(ann, annotations.CRIContainerName(ann))
 	if err != nil {
 		return err
 	}
@@ -210,15 +209,6 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("bundle config %s: %w", f.Name(), err)
 	}
 	return &spec, nil
-}
-
-func containerName(ann map[string]string) string {
-	for _, k := range ContainerNameAnnotations {
-		if n := ann[k]; n != "" {
-			return n
-		}
-	}
-	return ""
 }
 
 // notYetMounted drops requests the shim already turned into bind mounts

@@ -65,15 +65,6 @@ func TestNotYetMounted(t *testing.T) {
 	}
 }
 
-func TestContainerName(t *testing.T) {
-	if n := containerName(map[string]string{"io.kubernetes.container.name": "db"}); n != "db" {
-		t.Fatalf("CRI-O name: %q", n)
-	}
-	if n := containerName(map[string]string{"io.kubernetes.cri.container-name": "web"}); n != "web" {
-		t.Fatalf("containerd name: %q", n)
-	}
-}
-
 func FuzzState(f *testing.F) {
 	f.Add(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":42,"bundle":"/run/b"}`)
 	f.Add(`{"id":"x","bundle":"/","annotations":{"volumes.mooring.dev":"[]"}}`)

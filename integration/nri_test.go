@@ -192,3 +192,60 @@ func TestNRISynchronizeAfterPluginRestart(t *testing.T) {
 	e.removePod(keep)
 	waitForAttachments(t, e.scratch, 0)
 }
+
+// TestNRIPreRegisteredPlugin lets containerd start mooring-nri from its
+// plugin_path (index from the file name) with the admin config from
+// plugin_config_path, delivered through NRI's Configure.
+func TestNRIPreRegisteredPlugin(t *testing.T) {
+	bins, s := lab.Binaries(t), lab.NewScratch(t)
+	cfg, err := os.ReadFile(s.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrd := lab.NewContainerd(t, lab.ContainerdOptions{
+		Plugins:       map[string]string{"10-mooring": bins.NRI},
+		PluginConfigs: map[string]string{"10-mooring": string(cfg)},
+	})
+	c := ctrd.CRI()
+	p, err := c.RunPod("ns", "pre", map[string]string{annotations.KeyPod: `[{name: pre, target: /data}]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := c.RunContainer(p, "c", "sh", "-c", "grep -q ' /data ' /proc/mounts")
+	if err != nil || code != 0 {
+		t.Fatalf("container in a pod served by the pre-registered plugin: exit %d, %v\n%s", code, err, ctrd.Log())
+	}
+	if err := c.RemovePod(p); err != nil {
+		t.Fatal(err)
+	}
+	waitForAttachments(t, s, 0)
+}
+
+// TestShimAsContainerdBinaryName runs CRI containers through containerd
+// with mooring-runtime as runc's BinaryName (no NRI plugin): the request
+// comes from the pod annotation that containerd copies into the spec.
+func TestShimAsContainerdBinaryName(t *testing.T) {
+	bins, s := lab.Binaries(t), lab.NewScratch(t)
+	ctrd := lab.NewContainerd(t, lab.ContainerdOptions{BinaryName: lab.WrapWithEnv(t, bins.Runtime, s.Env())})
+	c := ctrd.CRI()
+	ann := map[string]string{annotations.KeyPod: `[{name: ctrd, target: /data}]`}
+	p, err := c.RunPod("ns", "shim", ann)
+	if err != nil {
+		t.Fatalf("RunPodSandbox through the shim: %v\n%s", err, ctrd.Log())
+	}
+	if n := s.Attachments(); n != 0 {
+		t.Fatalf("the pod's sandbox got %d volume(s); only workload containers do", n)
+	}
+	code, err := c.RunContainer(p, "w", "sh", "-c", "echo via-containerd > /data/f")
+	if err != nil || code != 0 {
+		t.Fatalf("writer: exit %d %v\nlog: %s", code, err, s.Log())
+	}
+	code, err = c.RunContainer(p, "r", "sh", "-c", `test "$(cat /data/f)" = via-containerd`)
+	if err != nil || code != 0 {
+		t.Fatalf("reader: exit %d %v", code, err)
+	}
+	if err := c.RemovePod(p); err != nil {
+		t.Fatal(err)
+	}
+	waitForAttachments(t, s, 0)
+}

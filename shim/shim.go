@@ -21,10 +21,6 @@ import (
 	"github.com/mooring-dev/mooring/volume"
 )
 
-// ContainerNameAnnotations are set by CRI runtimes and select the
-// per-container key.
-var ContainerNameAnnotations = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
-
 // timeout bounds the shim's own work before it execs the runtime.
 const timeout = 2 * time.Minute
 
@@ -128,14 +124,10 @@ func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, inv Invo
 // the admin allows it) the env MOORING_VOLUMES.
 func request(cfg *config.Config, s *spec) ([]annotations.Volume, error) {
 	ann := s.annotations()
-	name := ""
-	for _, k := range ContainerNameAnnotations {
-		if ann[k] != "" {
-			name = ann[k]
-			break
-		}
+	if annotations.IsCRISandbox(ann) {
+		return nil, nil
 	}
-	reqs, err := annotations.FromAnnotations(ann, name)
+	reqs, err := annotations.FromAnnotations(ann, annotations.CRIContainerName(ann))
 	if err != nil || reqs != nil || !cfg.AllowEnvRequests {
 		return reqs, err
 	}

@@ -23,11 +23,12 @@ const (
 type ContainerdOptions struct {
 	// BinaryName replaces runc (e.g. with mooring-runtime).
 	BinaryName string
-	// ShimEnv is added to the environment of containerd's shims (and so of
-	// the runtime they run).
-	ShimEnv []string
 	// RequestTimeout is NRI's plugin_request_timeout (default 2s).
 	RequestTimeout time.Duration
+	// Plugins are pre-registered NRI plugins containerd starts itself:
+	// file name (<idx>-<name>) to binary; PluginConfigs their config files.
+	Plugins       map[string]string
+	PluginConfigs map[string]string
 }
 
 // Containerd is a containerd 2.x (from `make tools`) with CRI and NRI,
@@ -66,6 +67,16 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 	for _, d := range []string{c.PluginDir, filepath.Join(dir, "nri-conf"), filepath.Join(dir, "s")} {
 		os.MkdirAll(d, 0o700)
 	}
+	for name, path := range opts.Plugins {
+		if err := os.Symlink(path, filepath.Join(c.PluginDir, name)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for name, content := range opts.PluginConfigs {
+		if err := os.WriteFile(filepath.Join(dir, "nri-conf", name+".conf"), []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	binary := runc
 	if opts.BinaryName != "" {
 		binary = opts.BinaryName
@@ -73,10 +84,6 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 	timeout := opts.RequestTimeout
 	if timeout == 0 {
 		timeout = 2 * time.Second
-	}
-	shimEnv := ""
-	for _, e := range opts.ShimEnv {
-		shimEnv += fmt.Sprintf("%q, ", e)
 	}
 	conf := fmt.Sprintf(`version = 3
 root = %[1]q
@@ -90,7 +97,6 @@ imports = []
   address = %[5]q
 [plugins.'io.containerd.shim.v1.manager']
   socket_dir = %[6]q
-  env = [%[13]s]
 [plugins.'io.containerd.nri.v1.nri']
   disable = false
   socket_path = %[7]q
@@ -106,15 +112,16 @@ imports = []
     default_runtime_name = 'runc'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
+      pod_annotations = ['volumes.mooring.dev', 'volumes.mooring.dev/*']
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = %[10]q
         Root = %[11]q
         SystemdCgroup = false
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
-  sandbox = %[14]q
+  sandbox = %[13]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "debug.sock"),
 		filepath.Join(dir, "s"), c.NRISocket, c.PluginDir, filepath.Join(dir, "nri-conf"), binary, c.RuncRoot,
-		timeout.String(), strings.TrimSuffix(shimEnv, ", "), PauseImage)
+		timeout.String(), PauseImage)
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)

@@ -30,20 +30,27 @@ var shared struct {
 // It also fails the run if the tests touched the host's default state
 // directory, which every test must leave alone.
 func Main(m *testing.M) int {
-	_, before := os.Stat(hostStateDir)
+	var absent []string
+	for _, p := range hostPaths {
+		if _, err := os.Stat(p); err != nil {
+			absent = append(absent, p)
+		}
+	}
 	code := m.Run()
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
-	if _, after := os.Stat(hostStateDir); before != nil && after == nil {
-		fmt.Fprintf(os.Stderr, "FAIL: the tests created %s: some mooring process ran without the scratch config\n", hostStateDir)
-		return 1
+	for _, p := range absent {
+		if _, err := os.Stat(p); err == nil {
+			fmt.Fprintf(os.Stderr, "FAIL: the tests created %s: some mooring process ran without the scratch config\n", p)
+			code = 1
+		}
 	}
 	return code
 }
 
-// hostStateDir is the default config's state directory.
-const hostStateDir = "/var/lib/mooring"
+// hostPaths are the default config's state, staging and log paths.
+var hostPaths = []string{"/var/lib/mooring", "/run/mooring", "/var/log/mooring.log"}
 
 func sharedDir() (string, error) {
 	if shared.dir == "" {
