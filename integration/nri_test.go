@@ -16,7 +16,7 @@ import (
 // nriEnv is a containerd 2.x with CRI and NRI, and mooring-nri connected
 // to its NRI socket as an external plugin.
 type nriEnv struct {
-	t       *testing.T
+	t       testing.TB
 	scratch *lab.Scratch
 	bins    lab.Bins
 	ctrd    *lab.Containerd
@@ -25,7 +25,7 @@ type nriEnv struct {
 	exited  chan struct{}
 }
 
-func newNRIEnv(t *testing.T, opts lab.ContainerdOptions) *nriEnv {
+func newNRIEnv(t testing.TB, opts lab.ContainerdOptions) *nriEnv {
 	t.Helper()
 	e := &nriEnv{t: t, bins: lab.Binaries(t)}
 	if e.bins.NRI == "" {

@@ -48,7 +48,7 @@ func TestShimDocker(t *testing.T) {
 	}
 }
 
-func waitForAttachments(t *testing.T, s *lab.Scratch, n int) {
+func waitForAttachments(t testing.TB, s *lab.Scratch, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for s.Attachments() != n {

@@ -142,3 +142,14 @@ func (c *CRI) RemoveAllPods() {
 		c.rt.RemovePodSandbox(cx, &cri.RemovePodSandboxRequest{PodSandboxId: p.Id})
 	}
 }
+
+// RemoveContainer stops and removes one container.
+func (c *CRI) RemoveContainer(id string) error {
+	cx, cancel := ctx()
+	defer cancel()
+	if _, err := c.rt.StopContainer(cx, &cri.StopContainerRequest{ContainerId: id}); err != nil {
+		return err
+	}
+	_, err := c.rt.RemoveContainer(cx, &cri.RemoveContainerRequest{ContainerId: id})
+	return err
+}
