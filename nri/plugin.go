@@ -84,9 +84,11 @@ func (p *Plugin) Synchronize(ctx context.Context, _ []*api.PodSandbox, container
 			p.live[c.GetId()] = true
 		}
 	}
-	p.synced = true
 	p.mu.Unlock()
 	rep, err := p.manager().Reconcile(ctx, p.alive)
+	p.mu.Lock()
+	p.synced = true
+	p.mu.Unlock()
 	p.log.Info("synchronized", "containers", len(containers), "released", len(rep.Released), "kept", rep.Kept, "error", err)
 	// A failed reconcile must not fail the connection: the next one retries.
 	return nil, nil
