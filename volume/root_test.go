@@ -32,8 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// acquireHelper acquires volume "crash" for owner "crash-owner" with its
-// own pid as identity; MOORING_FAILPOINT kills it on the way.
+// acquireHelper acquires and releases volume "crash" for owner
+// "crash-owner" with its own pid as identity; MOORING_FAILPOINT kills it
+// on the way.
 func acquireHelper() int {
 	cfg, err := config.Load(os.Getenv(helperConfigEnv))
 	if err != nil {
@@ -51,6 +52,10 @@ func acquireHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
+	if err := m.Release(context.Background(), o.ID); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 5
+	}
 	return 0
 }
 
@@ -58,6 +63,12 @@ func acquireHelper() int {
 // dirs, and registers a cleanup that releases everything and checks that
 // no device, mount or claim of this state dir is left.
 func rootManager(t testing.TB) (*Manager, string) {
+	t.Helper()
+	return rootManagerWith(t, "")
+}
+
+// rootManagerWith is rootManager with more pools (TOML tables).
+func rootManagerWith(t testing.TB, pools string) (*Manager, string) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	for _, tool := range []string{"blkid", "mkfs.ext4", "e2fsck", "mkfs.xfs", "xfs_repair", "mkfs.btrfs", "btrfs"} {
@@ -75,7 +86,8 @@ max_size = "8Gi"
 default_fs = "ext4"
 create_on_demand = true
 tenants = ["*"]
-`, filepath.Join(dir, "state"), filepath.Join(dir, "run"))
+%s
+`, filepath.Join(dir, "state"), filepath.Join(dir, "run"), pools)
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +219,7 @@ func TestRootParallelVolumesAndSharing(t *testing.T) {
 }
 
 // TestRootCrashDuringAcquire kills a helper process with SIGKILL at each
-// step of Acquire; Reconcile must then leave no device, mount or record,
+// step of Acquire and Release; Reconcile must then leave no device, mount or record,
 // the data written before must be intact, and the volume must work again.
 func TestRootCrashDuringAcquire(t *testing.T) {
 	m, cfgPath := rootManager(t)
@@ -215,7 +227,7 @@ func TestRootCrashDuringAcquire(t *testing.T) {
 	writeData(t, st[0].Source, "before", "synced before the crash")
 	mustRelease(t, m, "setup")
 
-	for _, step := range []string{"acquire:attaching", "acquire:attached", "acquire:prepared", "acquire:mounted"} {
+	for _, step := range []string{"acquire:attaching", "acquire:attached", "acquire:prepared", "acquire:mounted", "release:releasing"} {
 		t.Run(step, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), helperEnv+"=1", helperConfigEnv+"="+cfgPath, failpoint.EnvVar+"="+step)
