@@ -35,6 +35,8 @@ tools: prereqs
 test: prereqs tools lint
 	@echo "test: unit, root and integration tests (real loop devices, runc, podman, docker, containerd)"
 	go test -count=1 -timeout 45m ./...
+	@echo "test: every fuzz target for 50000 executions (tenant input parsers, config.json rewriter)"
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 test-unit:
 	go test -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/
