@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,12 +28,15 @@ type Scratch struct {
 	LogFile    string
 	tb         testing.TB
 	extra      string
+	hostMounts []string
 }
 
 // NewScratch writes a config with a loop pool "default" (64Mi default,
 // 1Gi max, ext4, created on demand) and registers a cleanup that fails the
 // test if a loop device tagged with one of its volumes, or a mount under
-// its directory, is left, and then removes them.
+// its directory, is left (and then removes them), or if the host's mount
+// table outside the temp dir (where every test keeps its scratch mounts)
+// changed.
 func NewScratch(tb testing.TB) *Scratch {
 	tb.Helper()
 	testenv.RequireRoot(tb)
@@ -46,6 +50,7 @@ func NewScratch(tb testing.TB) *Scratch {
 		tb.Fatal(err)
 	}
 	s.WriteConfig("")
+	s.hostMounts = MountsOutside(os.TempDir())
 	tb.Cleanup(s.checkClean)
 	return s
 }
@@ -143,6 +148,9 @@ func (s *Scratch) checkClean() {
 	}
 	for _, l := range loops {
 		exec.Command("losetup", "-d", l).Run()
+	}
+	if after := MountsOutside(os.TempDir()); !slices.Equal(s.hostMounts, after) {
+		s.tb.Errorf("the host mount table changed:\nbefore %v\nafter  %v", s.hostMounts, after)
 	}
 	if n := s.Attachments(); n > 0 && !s.tb.Failed() {
 		s.tb.Errorf("%d attachment record(s) left in the journal", n)
