@@ -133,21 +133,10 @@ func (m *Manager) createImage(pool config.Pool, path string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("pool %q: create image (is the pool directory writable?): %w", pool.Name, noSpace(err))
 	}
-	werr := f.Truncate(size)
-	if werr == nil {
-		werr = f.Sync()
+	if err := commitFile(f, path, func(f *os.File) error { return f.Truncate(size) }); err != nil {
+		return fmt.Errorf("pool %q: create image: %w", pool.Name, noSpace(err))
 	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("pool %q: create image: %w", pool.Name, noSpace(werr))
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // noSpace marks ENOSPC and EDQUOT with devices.ErrNoSpace.

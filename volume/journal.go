@@ -202,27 +202,38 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp := f.Name()
-	werr := func() error {
+	err = commitFile(f, path, func(f *os.File) error {
 		if err := f.Chmod(perm); err != nil {
 			return err
 		}
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		return f.Sync()
-	}()
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
+		_, err := f.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
+	return nil
+}
+
+// commitFile fills the new temp file f, fsyncs and closes it, renames it
+// to path and fsyncs the directory. On any error the temp file is removed
+// and path is untouched.
+func commitFile(f *os.File, path string, fill func(*os.File) error) error {
+	err := fill(f)
+	if err == nil {
+		err = f.Sync()
 	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return syncDir(dir)
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 func removeFile(path string) error {

@@ -93,19 +93,7 @@ func NewDockerd(tb testing.TB, shim string, env []string) *Dockerd {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	tar := exec.Command("tar", "-C", Rootfs(tb), "-c", ".")
-	imp := exec.Command(docker, "import", "-", d.Image)
-	imp.Env = append(os.Environ(), d.env...)
-	if imp.Stdin, err = tar.StdoutPipe(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := tar.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		tb.Fatalf("docker import: %v: %s", err, out)
-	}
-	tar.Wait()
+	importRootfs(tb, d.env, docker, d.Image)
 	return d
 }
 

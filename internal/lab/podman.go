@@ -77,21 +77,7 @@ network_backend = "cni"
 		}
 		os.RemoveAll(dir)
 	})
-	tar := exec.Command("tar", "-C", Rootfs(tb), "-c", ".")
-	imp := exec.Command(path, "import", "-", p.Image)
-	imp.Env = append(os.Environ(), p.env...)
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		tb.Fatalf("podman import: %v: %s", err, out)
-	}
-	tar.Wait()
+	importRootfs(tb, p.env, path, p.Image)
 	return p
 }
 
@@ -145,4 +131,24 @@ func WriteHooksDir(tb testing.TB, mooring string, s *Scratch) string {
 		}
 	}
 	return dir
+}
+
+// importRootfs imports the busybox rootfs as image with `<engine> import`.
+func importRootfs(tb testing.TB, env []string, engine, image string) {
+	tb.Helper()
+	tar := exec.Command("tar", "-C", Rootfs(tb), "-c", ".")
+	imp := exec.Command(engine, "import", "-", image)
+	imp.Env = append(os.Environ(), env...)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	imp.Stdin = pipe
+	if err := tar.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := imp.CombinedOutput(); err != nil {
+		tb.Fatalf("%s import: %v: %s", filepath.Base(engine), err, out)
+	}
+	tar.Wait()
 }
