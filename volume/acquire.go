@@ -52,15 +52,11 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 // discardIfUnused removes a volume this failed Acquire created, unless
 // someone else claimed it in the meantime. No container ever ran on it.
 func (m *Manager) discardIfUnused(ctx context.Context, tenant, name string) error {
-	lock, err := m.lockVolume(ctx, tenant, name)
+	rec, lock, err := m.lockedRecord(ctx, tenant, name)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	rec, err := m.j.readVolume(tenant, name)
-	if err != nil {
-		return err
-	}
 	claims, err := m.j.attachmentsOf(rec.ID)
 	if err != nil || len(claims) > 0 {
 		return err

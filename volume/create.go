@@ -187,15 +187,11 @@ func (m *Manager) Remove(ctx context.Context, tenant, name string) error {
 	if err := validKey(tenant, name); err != nil {
 		return err
 	}
-	lock, err := m.lockVolume(ctx, tenant, name)
+	rec, lock, err := m.lockedRecord(ctx, tenant, name)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	rec, err := m.j.readVolume(tenant, name)
-	if err != nil {
-		return err
-	}
 	if err := m.checkDetached(ctx, rec); err != nil {
 		return fmt.Errorf("remove %s: %w", rec.Key(), err)
 	}

@@ -69,6 +69,20 @@ func (m *Manager) lockVolume(ctx context.Context, tenant, name string) (*fileLoc
 	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", tenant+"_"+name+".lock"))
 }
 
+// lockedRecord locks a volume and reads its record; the caller unlocks.
+func (m *Manager) lockedRecord(ctx context.Context, tenant, name string) (VolumeRecord, *fileLock, error) {
+	lock, err := m.lockVolume(ctx, tenant, name)
+	if err != nil {
+		return VolumeRecord{}, nil, err
+	}
+	rec, err := m.j.readVolume(tenant, name)
+	if err != nil {
+		lock.Unlock()
+		return VolumeRecord{}, nil, err
+	}
+	return rec, lock, nil
+}
+
 // lockAllocation serializes loop-device allocation and block-device
 // selection; it is held only around those steps.
 func (m *Manager) lockAllocation(ctx context.Context) (*fileLock, error) {
