@@ -181,7 +181,11 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 		mounts[i] = nsmount.Mount{Source: s.Source, Target: s.Target, ReadOnly: s.ReadOnly}
 	}
 	if err := nsmount.Into(state.Pid, root, mounts); err != nil {
-		return errors.Join(err, m.Release(context.WithoutCancel(ctx), owner.ID))
+		// One line for the runtime's error, even when the undo fails too.
+		if rerr := m.Release(context.WithoutCancel(ctx), owner.ID); rerr != nil {
+			return fmt.Errorf("%w (and releasing the volumes failed: %w; run mooring gc)", err, rerr)
+		}
+		return err
 	}
 	for _, s := range staged {
 		log.Info("volume mounted", "volume", s.Volume, "target", s.Target, "readOnly", s.ReadOnly)

@@ -10,6 +10,7 @@ runc=${RUNC:-$root/.tools/bin/runc}
 [ -x "$mooring" ] || { echo "demo: $mooring missing (make build)" >&2; exit 1; }
 [ -x "$runc" ] || { echo "demo: $runc missing (make tools)" >&2; exit 1; }
 [ -x /bin/busybox ] || { echo "demo: /bin/busybox missing (make prereqs)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "demo: python3 missing (apt-get install python3-minimal): it edits the bundles' config.json" >&2; exit 1; }
 
 scratch=$(mktemp -d /tmp/mooring-demo.XXXXXX)
 config=$scratch/config.toml

@@ -11,7 +11,9 @@
 // (openat2 RESOLVE_IN_ROOT via filepath-securejoin's pathrs-lite), and
 // attaches the clone with move_mount on that file descriptor. Each target
 // path is resolved once; after that only descriptors are used. The thread is
-// never returned to the Go scheduler.
+// never returned to the Go scheduler, and it is never the main thread (Go
+// would park that one instead of ending it, left in the container's
+// namespace, and /proc/self would then describe the container's mounts).
 //
 // Do not use it for containers that already run untrusted code with the
 // target path in reach: it is meant for the createRuntime stage, where the

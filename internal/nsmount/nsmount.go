@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +35,7 @@ func Into(pid int, root string, mounts []Mount) error {
 	if !filepath.IsAbs(root) {
 		return fmt.Errorf("container root %q is not absolute", root)
 	}
+	root = filepath.Clean(root)
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return fmt.Errorf("pin container process %d: %w", pid, os.NewSyscallError("pidfd_open", err))
@@ -55,13 +56,26 @@ func Into(pid int, root string, mounts []Mount) error {
 		trees = append(trees, fd)
 	}
 
-	// The namespace switch happens on a dedicated, locked thread that dies
-	// with the goroutine: no other goroutine ever runs in the container's
-	// namespace.
+	return onThrowawayThread(func() error { return inNamespace(pidfd, root, mounts, trees) })
+}
+
+// onThrowawayThread runs fn on a locked OS thread that ends with it, so no
+// other goroutine ever runs in the namespace fn enters. That thread is never
+// the main thread: Go parks a main thread left locked instead of ending it,
+// and /proc/self (mountinfo, used by the caller's cleanup) names that
+// thread, so it must stay in the host's namespaces.
+func onThrowawayThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		done <- inNamespace(pidfd, root, mounts, trees)
+		if unix.Gettid() != unix.Getpid() {
+			done <- fn()
+			return // still locked: the thread exits with the goroutine
+		}
+		// Keep the main thread pinned here so the nested goroutine gets
+		// another one, then give it back unchanged.
+		defer runtime.UnlockOSThread()
+		done <- onThrowawayThread(fn)
 	}()
 	return <-done
 }
@@ -69,7 +83,7 @@ func Into(pid int, root string, mounts []Mount) error {
 // cloneStaged clones the staged mount in the host namespace as a detached
 // mount with the container's mount attributes.
 func cloneStaged(m Mount) (int, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+	fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return -1, fmt.Errorf("clone staged mount %s: %w", m.Source, os.NewSyscallError("open_tree", err))
 	}
@@ -77,7 +91,8 @@ func cloneStaged(m Mount) (int, error) {
 	if m.ReadOnly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+	// AT_RECURSIVE: a read-only volume stays read-only in every submount.
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("set attributes of %s: %w", m.Source, os.NewSyscallError("mount_setattr", err))
 	}
@@ -127,25 +142,34 @@ func attach(rootDir *os.File, root string, m Mount, tree int) (string, error) {
 		return "", fmt.Errorf("create target inside the container root: %w", err)
 	}
 	defer target.Close()
-	resolved, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(target.Fd())))
+	resolved, err := procfs.ProcSelfFdReadlink(target)
 	if err != nil {
 		return "", fmt.Errorf("resolve target: %w", err)
 	}
-	inside, ok := strings.CutPrefix(resolved, strings.TrimSuffix(root, "/"))
-	if !ok || (inside != "" && !strings.HasPrefix(inside, "/")) {
-		return "", fmt.Errorf("target resolved to %s, outside the container root", resolved)
-	}
-	if inside == "" {
-		return "", errors.New("target resolves to the container's root")
-	}
-	for _, f := range forbidden {
-		if inside == f || strings.HasPrefix(inside, f+"/") {
-			return "", fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
-		}
+	if err := checkInside(root, resolved); err != nil {
+		return "", err
 	}
 	err = unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 	if err != nil {
 		return "", os.NewSyscallError("move_mount", err)
 	}
 	return resolved, nil
+}
+
+// checkInside verifies where a target resolved to: strictly below root and
+// not in the kernel's filesystems a symlink in the image could point at.
+func checkInside(root, resolved string) error {
+	inside, ok := strings.CutPrefix(resolved, strings.TrimSuffix(root, "/"))
+	if !ok || (inside != "" && !strings.HasPrefix(inside, "/")) {
+		return fmt.Errorf("target resolved to %s, outside the container root", resolved)
+	}
+	if inside == "" || inside == "/" {
+		return errors.New("target resolves to the container's root")
+	}
+	for _, f := range forbidden {
+		if inside == f || strings.HasPrefix(inside, f+"/") {
+			return fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
+		}
+	}
+	return nil
 }
