@@ -15,6 +15,7 @@ import (
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/atomicfile"
 )
 
 // minFreeForCreate is the room a pool directory needs for a new image: the
@@ -133,7 +134,7 @@ func (m *Manager) createImage(pool config.Pool, path string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("pool %q: create image (is the pool directory writable?): %w", pool.Name, noSpace(err))
 	}
-	if err := commitFile(f, path, func(f *os.File) error { return f.Truncate(size) }); err != nil {
+	if err := atomicfile.Commit(f, path, func(f *os.File) error { return f.Truncate(size) }); err != nil {
 		return fmt.Errorf("pool %q: create image: %w", pool.Name, noSpace(err))
 	}
 	return nil

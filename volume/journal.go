@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mooring-dev/mooring/internal/atomicfile"
 )
 
 // journal stores volume and attachment records as one JSON file each, so a
@@ -191,49 +193,13 @@ func writeJSON(path string, v any) error {
 	return writeFileAtomic(path, append(b, '\n'), 0o600)
 }
 
-// writeFileAtomic writes data to a temp file next to path, fsyncs it,
-// renames it over path and fsyncs the directory.
+// writeFileAtomic creates the record's directory and replaces path
+// atomically and durably.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	err = commitFile(f, path, func(f *os.File) error {
-		if err := f.Chmod(perm); err != nil {
-			return err
-		}
-		_, err := f.Write(data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// commitFile fills the new temp file f, fsyncs and closes it, renames it
-// to path and fsyncs the directory. On any error the temp file is removed
-// and path is untouched.
-func commitFile(f *os.File, path string, fill func(*os.File) error) error {
-	err := fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.WriteFile(path, data, perm)
 }
 
 func removeFile(path string) error {
@@ -243,17 +209,5 @@ func removeFile(path string) error {
 		}
 		return fmt.Errorf("remove journal record: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
