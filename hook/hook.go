@@ -1,26 +1,23 @@
 package hook
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/internal/harden"
 	"github.com/mooring-dev/mooring/internal/logging"
 	"github.com/mooring-dev/mooring/internal/nsmount"
+	"github.com/mooring-dev/mooring/internal/oci"
 	"github.com/mooring-dev/mooring/volume"
 )
 
@@ -34,9 +31,6 @@ const (
 // timeout bounds one hook run (a first use formats and checks a volume).
 const timeout = 2 * time.Minute
 
-// maxSpecBytes bounds config.json.
-const maxSpecBytes = 4 << 20
-
 // Run runs one hook stage: args are the stage and optionally
 // --config PATH.
 func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
@@ -47,7 +41,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if err != nil {
 		return err
 	}
-	state, err := readState(stdin)
+	state, err := oci.ReadState(stdin)
 	if err != nil {
 		return err
 	}
@@ -104,41 +98,10 @@ func parseArgs(args []string) (stage, configPath string, err error) {
 	return stage, configPath, nil
 }
 
-// readState decodes the OCI state: bounded, one JSON object, with the
-// fields mooring uses validated. Unknown fields are allowed: runtimes add
-// their own (crun does).
-func readState(r io.Reader) (*specs.State, error) {
-	b, err := harden.ReadAll(r, harden.MaxStdin)
-	if err != nil {
-		return nil, fmt.Errorf("hook: OCI state: %w", err)
-	}
-	return decodeState(b)
-}
-
-func decodeState(b []byte) (*specs.State, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var s specs.State
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("hook: OCI state on stdin: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("hook: OCI state on stdin: trailing data")
-	}
-	switch {
-	case s.ID == "":
-		return nil, errors.New("hook: OCI state: no container id")
-	case !filepath.IsAbs(s.Bundle) || filepath.Clean(s.Bundle) != s.Bundle:
-		return nil, fmt.Errorf("hook: OCI state: bundle %q is not an absolute clean path", s.Bundle)
-	case s.Pid < 0:
-		return nil, fmt.Errorf("hook: OCI state: bad pid %d", s.Pid)
-	}
-	return &s, nil
-}
-
 // create acquires the requested volumes and mounts them into the
 // container; on failure it releases what it acquired.
 func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *specs.State) error {
-	spec, err := loadSpec(state.Bundle)
+	spec, err := oci.LoadSpec(state.Bundle)
 	if err != nil {
 		return err
 	}
@@ -160,12 +123,9 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if state.Pid <= 0 {
 		return errors.New("no container process in the OCI state (the hook must run at createRuntime or prestart)")
 	}
-	if spec.Root == nil || spec.Root.Path == "" {
-		return errors.New("config.json has no root.path")
-	}
-	root := spec.Root.Path
-	if !filepath.IsAbs(root) {
-		root = filepath.Join(state.Bundle, root)
+	root, err := oci.RootPath(state.Bundle, spec.Root)
+	if err != nil {
+		return err
 	}
 	start, err := volume.ProcessStart(state.Pid)
 	if err != nil {
@@ -191,28 +151,6 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 		log.Info("volume mounted", "volume", s.Volume, "target", s.Target, "readOnly", s.ReadOnly)
 	}
 	return nil
-}
-
-// loadSpec reads the bundle's config.json: a regular file, not a symlink,
-// of bounded size.
-func loadSpec(bundle string) (*specs.Spec, error) {
-	f, err := os.OpenFile(filepath.Join(bundle, "config.json"), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("bundle config: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("bundle config %s is not a regular file", f.Name())
-	}
-	b, err := harden.ReadAll(f, maxSpecBytes)
-	if err != nil {
-		return nil, fmt.Errorf("bundle config: %w", err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return nil, fmt.Errorf("bundle config %s: %w", f.Name(), err)
-	}
-	return &spec, nil
 }
 
 // notYetMounted drops requests the shim already turned into bind mounts

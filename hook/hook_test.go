@@ -36,23 +36,6 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
-func TestDecodeState(t *testing.T) {
-	good := `{"ociVersion":"1.0.2","id":"c1","status":"created","pid":42,"bundle":"/run/b","annotations":{"a":"b"},"runtimeExtra":1}`
-	s, err := decodeState([]byte(good))
-	if err != nil || s.ID != "c1" || s.Pid != 42 || s.Annotations["a"] != "b" {
-		t.Fatalf("%+v %v", s, err)
-	}
-	for _, bad := range []string{
-		``, `[]`, `{"id":"c1","bundle":"/b"} {}`, `{"bundle":"/b"}`,
-		`{"id":"c","bundle":"b"}`, `{"id":"c","bundle":"/b/../etc"}`, `{"id":"c","bundle":"/b","pid":-1}`,
-		`{"id":"c","bundle":"/b","pid":"1"}`,
-	} {
-		if _, err := decodeState([]byte(bad)); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
-	}
-}
-
 func TestNotYetMounted(t *testing.T) {
 	reqs := []annotations.Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b"}}
 	spec := &specs.Spec{Mounts: []specs.Mount{
@@ -63,18 +46,4 @@ func TestNotYetMounted(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "b" {
 		t.Fatalf("got %+v, want only b (a was added by the shim)", got)
 	}
-}
-
-func FuzzState(f *testing.F) {
-	f.Add(`{"ociVersion":"1.0.2","id":"c1","status":"created","pid":42,"bundle":"/run/b"}`)
-	f.Add(`{"id":"x","bundle":"/","annotations":{"volumes.mooring.dev":"[]"}}`)
-	f.Fuzz(func(t *testing.T, s string) {
-		st, err := decodeState([]byte(s))
-		if err != nil {
-			return
-		}
-		if st.ID == "" || !strings.HasPrefix(st.Bundle, "/") || st.Pid < 0 {
-			t.Fatalf("invalid state accepted: %+v", st)
-		}
-	})
 }

@@ -6,11 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
-	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/mooring-dev/mooring/internal/oci"
 )
 
 // Mount is one staged host mount to bring into the container.
@@ -22,10 +21,6 @@ type Mount struct {
 	// ReadOnly makes the container's mount read-only.
 	ReadOnly bool
 }
-
-// forbidden are container paths a target must not resolve to (a symlink in
-// the image could point a harmless-looking target at them).
-var forbidden = []string{"/proc", "/sys", "/dev"}
 
 // Into mounts each m.Source at m.Target inside the mount namespace of pid,
 // under root: the container's root filesystem as an absolute path in that
@@ -125,7 +120,7 @@ func inNamespace(pidfd int, root string, mounts []Mount, trees []int) (err error
 		}
 	}()
 	for i, m := range mounts {
-		resolved, err := attach(rootDir, root, m, trees[i])
+		resolved, err := attach(rootDir, m, trees[i])
 		if err != nil {
 			return fmt.Errorf("mount %s in the container: %w", m.Target, err)
 		}
@@ -134,42 +129,18 @@ func inNamespace(pidfd int, root string, mounts []Mount, trees []int) (err error
 	return nil
 }
 
-// attach creates m.Target inside the root (never leaving it) and moves the
-// cloned tree onto it. It returns the path it mounted at, in the namespace.
-func attach(rootDir *os.File, root string, m Mount, tree int) (string, error) {
-	target, err := pathrs.MkdirAllHandle(rootDir, m.Target, 0o755)
+// attach creates m.Target inside the root (never leaving it, under the
+// shared target rule) and moves the cloned tree onto it. It returns the
+// path it mounted at, in the namespace.
+func attach(rootDir *os.File, m Mount, tree int) (string, error) {
+	target, err := oci.MkdirInRoot(rootDir, m.Target)
 	if err != nil {
-		return "", fmt.Errorf("create target inside the container root: %w", err)
-	}
-	defer target.Close()
-	resolved, err := procfs.ProcSelfFdReadlink(target)
-	if err != nil {
-		return "", fmt.Errorf("resolve target: %w", err)
-	}
-	if err := checkInside(root, resolved); err != nil {
 		return "", err
 	}
-	err = unix.MoveMount(tree, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	defer target.File.Close()
+	err = unix.MoveMount(tree, "", int(target.File.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 	if err != nil {
 		return "", os.NewSyscallError("move_mount", err)
 	}
-	return resolved, nil
-}
-
-// checkInside verifies where a target resolved to: strictly below root and
-// not in the kernel's filesystems a symlink in the image could point at.
-func checkInside(root, resolved string) error {
-	inside, ok := strings.CutPrefix(resolved, strings.TrimSuffix(root, "/"))
-	if !ok || (inside != "" && !strings.HasPrefix(inside, "/")) {
-		return fmt.Errorf("target resolved to %s, outside the container root", resolved)
-	}
-	if inside == "" || inside == "/" {
-		return errors.New("target resolves to the container's root")
-	}
-	for _, f := range forbidden {
-		if inside == f || strings.HasPrefix(inside, f+"/") {
-			return fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
-		}
-	}
-	return nil
+	return target.Path, nil
 }
