@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
@@ -116,16 +118,16 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if err != nil {
 		return err
 	}
-	reqs = notYetMounted(reqs, spec, m.Config().RunDir)
+	root, err := oci.RootPath(state.Bundle, spec.Root)
+	if err != nil {
+		return err
+	}
+	reqs = notYetMounted(reqs, spec, m.Config().RunDir, root)
 	if len(reqs) == 0 {
 		return nil
 	}
 	if state.Pid <= 0 {
 		return errors.New("no container process in the OCI state (the hook must run at createRuntime or prestart)")
-	}
-	root, err := oci.RootPath(state.Bundle, spec.Root)
-	if err != nil {
-		return err
 	}
 	start, err := volume.ProcessStart(state.Pid)
 	if err != nil {
@@ -155,19 +157,40 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 
 // notYetMounted drops requests the shim already turned into bind mounts
 // from mooring's staging dir, so a container with both never attaches twice.
-func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, runDir string) []annotations.Volume {
+// The shim writes each target resolved in the rootfs (see oci.MkdirInRoot),
+// so a request also matches a staged mount at its target's resolved path.
+func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, runDir, root string) []annotations.Volume {
 	staging := filepath.Join(runDir, "mnt") + "/"
+	staged := map[string]bool{}
+	for _, mnt := range spec.Mounts {
+		if strings.HasPrefix(mnt.Source, staging) {
+			staged[mnt.Destination] = true
+		}
+	}
+	if len(staged) == 0 {
+		return reqs
+	}
 	var out []annotations.Volume
 	for _, r := range reqs {
-		done := false
-		for _, mnt := range spec.Mounts {
-			if mnt.Destination == r.Target && strings.HasPrefix(mnt.Source, staging) {
-				done = true
-			}
-		}
-		if !done {
+		if !staged[r.Target] && !staged[resolvedTarget(root, r.Target)] {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// resolvedTarget is where target resolves inside root, or "" when it does
+// not resolve under the target rule (then it is not a shim's mount).
+func resolvedTarget(root, target string) string {
+	dir, err := os.OpenFile(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer dir.Close()
+	t, err := oci.ResolveInRoot(dir, target)
+	if err != nil {
+		return ""
+	}
+	t.File.Close()
+	return t.InRoot
 }

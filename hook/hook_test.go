@@ -1,6 +1,8 @@
 package hook
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,13 +39,23 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestNotYetMounted(t *testing.T) {
-	reqs := []annotations.Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b"}}
+	// The shim writes targets resolved in the rootfs: /c is a symlink to
+	// /srv/c in the image, so its staged mount is at /srv/c.
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "srv", "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/srv/c", filepath.Join(root, "c")); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []annotations.Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b"}, {Name: "c", Target: "/c"}, {Name: "d", Target: "/d"}}
 	spec := &specs.Spec{Mounts: []specs.Mount{
 		{Destination: "/a", Source: "/run/mooring/mnt/v1", Type: "bind"},
 		{Destination: "/b", Source: "/elsewhere", Type: "bind"},
+		{Destination: "/srv/c", Source: "/run/mooring/mnt/v3", Type: "bind"},
 	}}
-	got := notYetMounted(reqs, spec, "/run/mooring")
-	if len(got) != 1 || got[0].Name != "b" {
-		t.Fatalf("got %+v, want only b (a was added by the shim)", got)
+	got := notYetMounted(reqs, spec, "/run/mooring", root)
+	if len(got) != 2 || got[0].Name != "b" || got[1].Name != "d" {
+		t.Fatalf("got %+v, want only b and d (a and c were added by the shim)", got)
 	}
 }

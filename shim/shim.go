@@ -92,6 +92,15 @@ func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, inv Invo
 	if err != nil || len(reqs) == 0 {
 		return err
 	}
+	rootPath, err := s.rootPath(inv.Bundle)
+	if err != nil {
+		return err
+	}
+	// Before Acquire: a refused target attaches nothing.
+	dest, err := resolveTargets(rootPath, reqs)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	m, err := volume.New(cfg, volume.WithLogger(log))
@@ -110,7 +119,7 @@ func prepare(ctx context.Context, cfg *config.Config, log *slog.Logger, inv Invo
 	if err != nil {
 		return err
 	}
-	if err := rewrite(s, staged); err == nil {
+	if err := rewrite(s, staged, dest); err == nil {
 		err = writeSpec(inv.Bundle, s, mode)
 	}
 	if err != nil {
@@ -143,18 +152,22 @@ func request(cfg *config.Config, s *spec) ([]annotations.Volume, error) {
 	return nil, nil
 }
 
-// rewrite adds a bind mount per staged volume and the poststop hook that
-// releases them.
-func rewrite(s *spec, staged []volume.Staged) error {
+// rewrite adds a bind mount per staged volume, at its target resolved in
+// the rootfs (dest), and the poststop hook that releases them.
+func rewrite(s *spec, staged []volume.Staged, dest map[string]string) error {
 	for _, st := range staged {
-		if s.hasMount(st.Source, st.Target) {
+		d, ok := dest[st.Target]
+		if !ok {
+			return fmt.Errorf("volume %s: target %s was not resolved in the rootfs", st.Volume, st.Target)
+		}
+		if s.hasMount(st.Source, d) {
 			continue
 		}
 		opts := []string{"rbind", "nosuid", "nodev"}
 		if st.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		if err := s.addMount(specs.Mount{Destination: st.Target, Type: "bind", Source: st.Source, Options: opts}); err != nil {
+		if err := s.addMount(specs.Mount{Destination: d, Type: "bind", Source: st.Source, Options: opts}); err != nil {
 			return err
 		}
 	}

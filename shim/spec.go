@@ -11,11 +11,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/internal/harden"
+	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/internal/oci"
 )
-
-// maxSpecBytes bounds config.json.
-const maxSpecBytes = 4 << 20
 
 // spec is a config.json edited in place: only "mounts" and "hooks" are
 // re-encoded; every other field, known to us or not, is written back byte
@@ -132,62 +130,72 @@ func (s *spec) encode() ([]byte, error) {
 	return json.Marshal(s.top)
 }
 
-// readSpec reads <bundle>/config.json: a regular file, not a symlink, of
-// bounded size.
+// readSpec reads <bundle>/config.json (bounded, never through a symlink)
+// and returns it with its permissions.
 func readSpec(bundle string) (*spec, os.FileMode, error) {
-	path := filepath.Join(bundle, "config.json")
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	b, mode, err := oci.ReadConfig(bundle)
 	if err != nil {
-		return nil, 0, fmt.Errorf("bundle config: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("bundle config %s is not a regular file", path)
-	}
-	b, err := harden.ReadAll(f, maxSpecBytes)
-	if err != nil {
-		return nil, 0, fmt.Errorf("bundle config %s: %w", path, err)
+		return nil, 0, err
 	}
 	s, err := parseSpec(b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("bundle config %s: %w", path, err)
+		return nil, 0, fmt.Errorf("bundle config %s: %w", filepath.Join(bundle, oci.ConfigName), err)
 	}
-	return s, st.Mode().Perm(), nil
+	return s, mode, nil
 }
 
-// writeSpec replaces <bundle>/config.json atomically: a temp file in the
-// bundle, fsync, rename, fsync of the directory. Never truncates in place.
+// writeSpec replaces <bundle>/config.json atomically, keeping its mode.
 func writeSpec(bundle string, s *spec, mode os.FileMode) error {
 	b, err := s.encode()
 	if err != nil {
 		return fmt.Errorf("encode config.json: %w", err)
 	}
-	tmp, err := os.CreateTemp(bundle, ".config.json.mooring-*")
+	return oci.WriteConfig(bundle, b, mode)
+}
+
+// rootPath is the container's root filesystem on the host.
+func (s *spec) rootPath(bundle string) (string, error) {
+	var root *specs.Root
+	if raw, ok := s.top["root"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &root); err != nil {
+			return "", fmt.Errorf("root: %w", err)
+		}
+	}
+	return oci.RootPath(bundle, root)
+}
+
+// resolveTargets applies the target rule in the container's rootfs before
+// the runtime sees the spec: each target is created inside the root (as
+// the runtime would) with every symlink of the image resolved in it, and
+// the answer maps each requested target to its resolved in-root path, the
+// destination the spec gets. The runtime then finds real directories all
+// the way and follows no symlink of the image, so it mounts where the
+// rule was checked. The rootfs must be in place at create (containerd,
+// docker, podman and CRI-O mount it before they call the runtime): an
+// empty root is refused, since resolving in the directory an image is
+// mounted on later would check the wrong tree.
+func resolveTargets(rootPath string, reqs []annotations.Volume) (map[string]string, error) {
+	root, err := os.OpenFile(rootPath, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("write config.json: %w", err)
+		return nil, fmt.Errorf("open container root: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Chmod(mode)
+	defer root.Close()
+	if names, _ := root.Readdirnames(1); len(names) == 0 {
+		return nil, fmt.Errorf("container root %s is empty (not mounted yet?): volume targets cannot be checked in it", rootPath)
 	}
-	if err == nil {
-		err = tmp.Sync()
+	resolved := make(map[string]string, len(reqs))
+	by := make(map[string]string, len(reqs))
+	for _, r := range reqs {
+		t, err := oci.MkdirInRoot(root, r.Target)
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: target %s: %w", r.Name, r.Target, err)
+		}
+		t.File.Close()
+		if other, dup := by[t.InRoot]; dup {
+			return nil, fmt.Errorf("volume %s: target %s resolves to %s, like volume %s's", r.Name, r.Target, t.InRoot, other)
+		}
+		by[t.InRoot] = r.Name
+		resolved[r.Target] = t.InRoot
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(bundle, "config.json"))
-	}
-	if err != nil {
-		return fmt.Errorf("write config.json: %w", err)
-	}
-	dir, err := os.Open(bundle)
-	if err != nil {
-		return fmt.Errorf("sync bundle dir: %w", err)
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return resolved, nil
 }

@@ -2,12 +2,16 @@ package shim
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/mooring-dev/mooring/annotations"
 )
 
 const sampleSpec = `{"ociVersion":"1.2.0","process":{"args":["sh"],"env":["PATH=/bin","MOORING_VOLUMES=[{name: e, target: /e}]"],"futureField":{"x":1}},
@@ -113,4 +117,50 @@ func FuzzRewrite(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestResolveTargets(t *testing.T) {
+	image := func(t *testing.T, links map[string]string) string {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+		os.MkdirAll(filepath.Join(root, "srv", "x"), 0o755)
+		for name, to := range links {
+			if err := os.Symlink(to, filepath.Join(root, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	for _, tc := range []struct {
+		name    string
+		links   map[string]string
+		targets []string
+		want    map[string]string
+		wantErr string
+	}{
+		{"plain", nil, []string{"/data"}, map[string]string{"/data": "/data"}, ""},
+		{"through a symlink", map[string]string{"data": "/srv/x"}, []string{"/data/y"}, map[string]string{"/data/y": "/srv/x/y"}, ""},
+		{"into dev", map[string]string{"data": "dev"}, []string{"/data"}, nil, "target /data: target resolves to /dev"},
+		{"two targets, one place", map[string]string{"data": "/srv/x"}, []string{"/data", "/srv/x"}, nil, "resolves to /srv/x, like volume v0's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reqs []annotations.Volume
+			for i, target := range tc.targets {
+				reqs = append(reqs, annotations.Volume{Name: fmt.Sprintf("v%d", i), Target: target})
+			}
+			got, err := resolveTargets(image(t, tc.links), reqs)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, %v; want %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := resolveTargets(t.TempDir(), []annotations.Volume{{Name: "v", Target: "/data"}}); err == nil || !strings.Contains(err.Error(), "is empty (not mounted yet?)") {
+		t.Fatalf("empty root: %v", err)
+	}
 }
