@@ -39,6 +39,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if err := harden.Process(config.EnvPath, "MOORING_FAILPOINT"); err != nil {
 		return err
 	}
+	if len(args) > 0 && args[0] == StageCheckMounts {
+		return checkMounts(stdin, args[1:])
+	}
 	stage, configPath, err := parseArgs(args)
 	if err != nil {
 		return err

@@ -12,11 +12,16 @@ import (
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/hook"
 	"github.com/mooring-dev/mooring/volume"
 )
 
 // Frontend marks the owners this plugin creates.
 const Frontend = "nri"
+
+// checkHookTimeout bounds the createRuntime target check, in seconds (it
+// reads two mount tables).
+const checkHookTimeout = 10
 
 // DefaultRequestTimeout stays below NRI's default 2 s request timeout: a
 // plugin that exceeds it is dropped and the container starts without its
@@ -28,6 +33,9 @@ const DefaultRequestTimeout = 1500 * time.Millisecond
 type Plugin struct {
 	log     *slog.Logger
 	timeout time.Duration
+	// checkHook is the host path of the mooring binary the createRuntime
+	// target check runs (see hook.StageCheckMounts).
+	checkHook string
 
 	mu sync.Mutex
 	m  *volume.Manager
@@ -37,12 +45,14 @@ type Plugin struct {
 	synced bool
 }
 
-// NewPlugin returns a plugin acquiring through m.
-func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration) *Plugin {
+// NewPlugin returns a plugin acquiring through m. checkHook is the
+// mooring binary (a host path) that checks, at createRuntime, where the
+// runtime mounted each volume.
+func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, checkHook string) *Plugin {
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	return &Plugin{m: m, log: log, timeout: timeout, live: map[string]bool{}}
+	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, live: map[string]bool{}}
 }
 
 // Configure takes the admin config the runtime passes (the contents of
@@ -115,16 +125,31 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 		p.setLive(ctr.GetId(), false)
 		return nil, nil, p.refuse(pod, ctr, err)
 	}
+	adjust := p.adjustment(staged)
+	p.log.Info("volumes added", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "id", ctr.GetId(), "volumes", len(staged))
+	return adjust, nil, nil
+}
+
+// adjustment adds a bind mount per staged volume and the createRuntime
+// hook that applies the target rule to where the runtime mounted them:
+// the runtime resolves each target in a rootfs the plugin never sees.
+func (p *Plugin) adjustment(staged []volume.Staged) *api.ContainerAdjustment {
 	adjust := &api.ContainerAdjustment{}
+	check := &api.Hook{
+		Path:    p.checkHook,
+		Args:    []string{"mooring", "hook", hook.StageCheckMounts},
+		Timeout: api.Int(checkHookTimeout),
+	}
 	for _, s := range staged {
 		opts := []string{"rbind", "nosuid", "nodev"}
 		if s.ReadOnly {
 			opts = append(opts, "ro")
 		}
 		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: opts})
+		check.Args = append(check.Args, s.Source)
 	}
-	p.log.Info("volumes added", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "id", ctr.GetId(), "volumes", len(staged))
-	return adjust, nil, nil
+	adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
+	return adjust
 }
 
 // StopContainer releases the container's volumes.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ tenants = [%s]
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &runtime{t: t, m: m, plugin: NewPlugin(m, log, 0)}
+	rt := &runtime{t: t, m: m, plugin: NewPlugin(m, log, 0, "/usr/local/bin/mooring")}
 	t.Cleanup(func() { rt.assertNothingAttached() })
 	rt.start()
 	return rt
@@ -313,4 +314,23 @@ func TestSynchronizeReleasesStaleClaims(t *testing.T) {
 		t.Fatalf("periodic reconcile: %+v %v", rep, err)
 	}
 	rt.remove(live, cl)
+}
+
+// TestAdjustmentChecksWhereTheRuntimeMounted: the plugin never sees the
+// rootfs, so every adjustment with volumes carries the createRuntime hook
+// that applies the target rule to the runtime's mounts.
+func TestAdjustmentChecksWhereTheRuntimeMounted(t *testing.T) {
+	p := NewPlugin(nil, slog.New(slog.DiscardHandler), 0, "/opt/mooring/bin/mooring")
+	adj := p.adjustment([]volume.Staged{
+		{Volume: "a", Source: "/run/mooring/mnt/v1", Target: "/a"},
+		{Volume: "b", Source: "/run/mooring/mnt/v2", Target: "/b", ReadOnly: true},
+	})
+	if len(adj.GetMounts()) != 2 || adj.GetMounts()[1].Destination != "/b" || !slices.Contains(adj.GetMounts()[1].Options, "ro") {
+		t.Fatalf("mounts: %v", adj.GetMounts())
+	}
+	hooks := adj.GetHooks().GetCreateRuntime()
+	want := []string{"mooring", "hook", "check-mounts", "/run/mooring/mnt/v1", "/run/mooring/mnt/v2"}
+	if len(hooks) != 1 || hooks[0].Path != "/opt/mooring/bin/mooring" || !slices.Equal(hooks[0].Args, want) || hooks[0].GetTimeout().GetValue() <= 0 {
+		t.Fatalf("createRuntime hooks: %v", hooks)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -35,7 +36,12 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	socket := fs.String("socket", "", "NRI socket of the runtime (default /var/run/nri/nri.sock)")
 	interval := fs.Duration("reconcile-interval", time.Minute, "how often to release volumes of containers that are gone")
 	timeout := fs.Duration("request-timeout", DefaultRequestTimeout, "time limit for one Acquire; keep it below the runtime's plugin_request_timeout")
+	checkHook := fs.String("check-hook", "", "host path of the mooring binary the runtime runs to check where volumes were mounted (default: mooring next to this binary)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	hookPath, err := findCheckHook(*checkHook)
+	if err != nil {
 		return err
 	}
 	cfg, err := config.Load(*configPath)
@@ -47,7 +53,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	p := NewPlugin(m, log, *timeout)
+	p := NewPlugin(m, log, *timeout, hookPath)
 	go p.reconcileEvery(ctx, *interval)
 
 	preRegistered := os.Getenv(api.PluginSocketEnvVar) != ""
@@ -102,4 +108,30 @@ func (p *Plugin) reconcileEvery(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
+}
+
+// findCheckHook returns the mooring binary the runtime runs as the
+// createRuntime target check: the given path, else mooring in the
+// directory of this binary (symlinks resolved, as a pre-registered
+// plugin is often a link into the install directory). Without it every
+// volume would be refused at container start, so a missing one fails here.
+func findCheckHook(path string) (string, error) {
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("find mooring next to mooring-nri: %w", err)
+		}
+		path = filepath.Join(filepath.Dir(self), "mooring")
+	}
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("--check-hook %q: want an absolute path on the host", path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("the target check hook (install mooring next to mooring-nri or pass --check-hook): %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return "", fmt.Errorf("the target check hook %s is not an executable file", path)
+	}
+	return path, nil
 }
