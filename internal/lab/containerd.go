@@ -199,18 +199,21 @@ func (c *Containerd) importImages() {
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("build pause: %v\n%s", err, out)
 	}
-	for _, img := range []struct{ name, rootfs string }{{PauseImage, pauseRoot}, {BusyboxImage, Rootfs(tb)}} {
-		cmd := []string{"/pause"}
-		if img.name == BusyboxImage {
-			cmd = []string{"sh"}
-		}
-		tarPath := filepath.Join(dir, filepath.Base(img.rootfs)+".tar")
-		if err := OCIImageTar(tarPath, img.rootfs, img.name, cmd); err != nil {
-			tb.Fatal(err)
-		}
-		if _, stderr, err := c.Ctr("images", "import", tarPath); err != nil {
-			tb.Fatalf("ctr images import %s: %v\n%s", img.name, err, stderr)
-		}
+	c.ImportImage(PauseImage, pauseRoot, "/pause")
+	c.ImportImage(BusyboxImage, Rootfs(tb), "sh")
+}
+
+// ImportImage imports rootfs as a one-layer image named name with cmd into
+// the k8s.io namespace.
+func (c *Containerd) ImportImage(name, rootfs string, cmd ...string) {
+	tb := c.tb
+	tb.Helper()
+	tarPath := filepath.Join(tb.TempDir(), "image.tar")
+	if err := OCIImageTar(tarPath, rootfs, name, cmd); err != nil {
+		tb.Fatal(err)
+	}
+	if _, stderr, err := c.Ctr("images", "import", tarPath); err != nil {
+		tb.Fatalf("ctr images import %s: %v\n%s", name, err, stderr)
 	}
 }
 

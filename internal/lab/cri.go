@@ -62,13 +62,18 @@ func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Po
 
 // CreateContainer creates (not starts) a busybox container in the pod.
 func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, error) {
+	return c.CreateContainerFrom(p, BusyboxImage, name, args...)
+}
+
+// CreateContainerFrom creates (not starts) a container of image in the pod.
+func (c *CRI) CreateContainerFrom(p *Pod, image, name string, args ...string) (string, error) {
 	cx, cancel := ctx()
 	defer cancel()
 	resp, err := c.rt.CreateContainer(cx, &cri.CreateContainerRequest{
 		PodSandboxId: p.ID, SandboxConfig: p.Config,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: BusyboxImage},
+			Image:    &cri.ImageSpec{Image: image},
 			Command:  args,
 			LogPath:  name + ".log",
 		},
