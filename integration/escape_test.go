@@ -156,7 +156,9 @@ func TestShimEscapesStayInsideTheRoot(t *testing.T) {
 // target in a rootfs the plugin never sees; the createRuntime check the
 // plugin adds refuses a volume the runtime mounted in /proc, /sys, /dev or
 // on the root before the container's program runs. Links the image lacks
-// are followed by runc inside the root (it creates through them).
+// are followed by runc inside the root (it creates through them); runc
+// itself refuses a target on the root ("is on the top of rootfs") and in
+// /proc, so those cases prove nothing of mooring's here.
 func TestNRIEscapesStayInsideTheRoot(t *testing.T) {
 	e := newNRIEnv(t, lab.ContainerdOptions{})
 	outside := escapeDir(t)
@@ -166,7 +168,7 @@ func TestNRIEscapesStayInsideTheRoot(t *testing.T) {
 	}
 	links := map[string]string{
 		"abs": outside, "rel": "../../../../../../.." + outside,
-		"dev-link": "/dev", "sys-link": "../sys/fs", "root-link": "/", "dev-rel": "dev",
+		"dev-link": "/dev", "sys-link": "../sys/fs", "dev-rel": "dev",
 	}
 	for name, to := range links {
 		if err := os.Symlink(to, filepath.Join(rootfs, name)); err != nil {
@@ -184,7 +186,6 @@ func TestNRIEscapesStayInsideTheRoot(t *testing.T) {
 		{"symlink to dev", "/dev-link", "resolves to /dev"},
 		{"relative symlink into dev", "/dev-rel/x", "resolves to /dev/x"},
 		{"relative symlink to sys", "/sys-link", "resolves to /sys/fs"},
-		{"symlink to the root", "/root-link", "resolves to the container's root"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := e.pod("esc", fmt.Sprintf("esc%d", i), map[string]string{annotations.KeyPod: `[{name: esc, target: ` + tc.target + `}]`})
