@@ -39,7 +39,7 @@ test: prereqs tools lint
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 test-unit:
-	go test -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/
+	go test -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/
 
 bench: prereqs tools
 	@echo "bench: core, devices and container start (ratios in one run)"

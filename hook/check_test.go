@@ -10,7 +10,9 @@ import (
 func TestVerifyMounts(t *testing.T) {
 	const root = "/run/c/b/rootfs"
 	vol := stagedDev{Source: "/run/mooring/mnt/v1", Major: 7, Minor: 3}
-	at := func(mp string, minor int) *mountinfo.Info { return &mountinfo.Info{Major: 7, Minor: minor, Mountpoint: mp} }
+	at := func(mp string, minor int) *mountinfo.Info {
+		return &mountinfo.Info{Major: 7, Minor: minor, Mountpoint: mp}
+	}
 	// The namespace keeps the host's copy of the staging mount.
 	host := at("/run/mooring/mnt/v1", 3)
 	for _, tc := range []struct {
