@@ -107,6 +107,19 @@ func TestShimAndHookNeverAttachTwice(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "1" {
 		t.Fatalf("want one mount at /data, got %q: %v %s\nlog: %s", out, err, stderr, e.scratch.Log())
 	}
+	// Through a symlink in the image the shim's mount is at the resolved
+	// path; the hook still recognizes it.
+	b = e.bundle(`[{name: linked, target: /data}]`, "grep -c ' /srv/data ' /proc/mounts").AddHooks(e.bins.Mooring, e.scratch)
+	if err := os.MkdirAll(filepath.Join(b.Rootfs, "srv", "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/srv/data", filepath.Join(b.Rootfs, "data")); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = e.shim.Run(b, "linked")
+	if err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("want one mount at /srv/data, got %q: %v %s\nlog: %s", out, err, stderr, e.scratch.Log())
+	}
 }
 
 func TestShimDeleteReleases(t *testing.T) {
