@@ -244,7 +244,7 @@ func TestToolTimeoutKillsTheProcessGroup(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "child.pid")
 	start := time.Now()
 	_, err := runTool(context.Background(), 300*time.Millisecond, "sh", "-c", "sleep 30 & echo $! > "+marker+"; wait")
-	if err == nil || !strings.Contains(err.Error(), "killed after") {
+	if err == nil || !strings.Contains(err.Error(), "stopped (SIGKILL) after") {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
 	if time.Since(start) > 20*time.Second {

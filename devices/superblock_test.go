@@ -1,0 +1,179 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mooring-dev/mooring/internal/testenv"
+)
+
+// TestIdentifyReadsTheState: a fresh filesystem of each kind is clean (the
+// in-process checksum agrees with the tools'); one byte changed in the
+// superblock, or the kernel's "errors" mark, makes it need a check.
+func TestIdentifyReadsTheState(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		fs, mkfs string
+		spoil    func(t *testing.T, dev string)
+		want     string
+	}{
+		{FSExt4, "mkfs.ext4", func(t *testing.T, dev string) { run(t, "tune2fs", "-E", "force_fsck", dev) }, "errors recorded"},
+		{FSExt4, "mkfs.ext4", func(t *testing.T, dev string) { poke(t, dev, ext4SuperOffset+0x78) }, "checksum mismatch"}, // s_volume_name
+		{FSXFS, "mkfs.xfs", func(t *testing.T, dev string) { poke(t, dev, 108) }, "checksum mismatch"},                      // sb_fname
+		{FSBtrfs, "mkfs.btrfs", func(t *testing.T, dev string) { poke(t, dev, btrfsSuperOffset+0x12b) }, "checksum mismatch"}, // label
+	} {
+		t.Run(tc.fs+"/"+tc.want, func(t *testing.T) {
+			testenv.RequireTool(t, tc.mkfs)
+			l := attach(t, image(t, 320<<20), testTagPrefix+"sb-"+tc.fs)
+			tools := NewFilesystems()
+			if err := tools.Format(context.Background(), l.Path(), tc.fs, "0b4c3e1d-55aa-4f00-8a11-c0ffee000010"); err != nil {
+				t.Fatal(err)
+			}
+			p, err := tools.Identify(context.Background(), l.Path())
+			if err != nil || !p.Clean || p.State != "" || p.Type != tc.fs {
+				t.Fatalf("fresh %s: %+v %v, want clean", tc.fs, p, err)
+			}
+			tc.spoil(t, l.Path())
+			p, err = tools.Identify(context.Background(), l.Path())
+			if err != nil || p.Clean || !strings.Contains(p.State, tc.want) || p.Type != tc.fs {
+				t.Fatalf("spoilt %s: %+v %v, want %q", tc.fs, p, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestIdentifyAfterMountAndCrash: ext4 unmounted cleanly is clean; an
+// image copied while mounted (what a host crash leaves) needs its journal
+// replayed, and e2fsck -p makes it clean again.
+func TestIdentifyAfterMountAndCrash(t *testing.T) {
+	requireRoot(t)
+	testenv.RequireTool(t, "e2fsck")
+	ctx := context.Background()
+	img := image(t, 128<<20)
+	l := attach(t, img, testTagPrefix+"crash")
+	tools := NewFilesystems()
+	if err := tools.Format(ctx, l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000011"); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	m := NewMounter()
+	if err := m.Mount(l.Path(), mnt, FSExt4, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "sync")
+	crashed := image(t, 128<<20)
+	copyFile(t, img, crashed)
+	if err := m.Unmount(mnt); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := tools.Identify(ctx, l.Path()); err != nil || !p.Clean {
+		t.Fatalf("after a clean unmount: %+v %v", p, err)
+	}
+	c := attach(t, crashed, testTagPrefix+"crash-copy")
+	p, err := tools.Identify(ctx, c.Path())
+	if err != nil || p.Clean || p.State != "journal needs recovery" {
+		t.Fatalf("copied while mounted: %+v %v, want journal recovery", p, err)
+	}
+	if err := tools.Check(ctx, c.Path(), FSExt4); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := tools.Identify(ctx, c.Path()); err != nil || !p.Clean {
+		t.Fatalf("after e2fsck -p: %+v %v", p, err)
+	}
+}
+
+// TestCheckRefusedBeforeTheDeadline: a check the caller's deadline leaves
+// too little time for is refused before e2fsck starts, and the filesystem
+// is untouched.
+func TestCheckRefusedBeforeTheDeadline(t *testing.T) {
+	requireRoot(t)
+	testenv.RequireTool(t, "e2fsck")
+	l := attach(t, image(t, 64<<20), testTagPrefix+"deadline")
+	tools := NewFilesystems()
+	if err := tools.Format(context.Background(), l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000012"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "tune2fs", "-E", "force_fsck", l.Path())
+	ctx, cancel := context.WithTimeout(context.Background(), checkBase/2)
+	defer cancel()
+	err := tools.Check(ctx, l.Path(), FSExt4)
+	if !errors.Is(err, ErrNoTime) {
+		t.Fatalf("check under a short deadline: %v, want ErrNoTime", err)
+	}
+	if p, _ := tools.Identify(context.Background(), l.Path()); p.State != "errors recorded by the kernel" {
+		t.Fatalf("the refused check touched the filesystem: %+v", p)
+	}
+}
+
+// TestRepairOutlivesTheCallersDeadline: e2fsck, once started, is not
+// killed when the caller's context ends.
+func TestRepairOutlivesTheCallersDeadline(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "done")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := runToolStopping(context.WithoutCancel(ctx), time.Minute, unix.SIGTERM, "sh", "-c", "sleep 0.5; touch "+marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the tool did not finish: %v", err)
+	}
+}
+
+func run(t *testing.T, tool string, args ...string) {
+	t.Helper()
+	path := testenv.RequireTool(t, tool)
+	if out, err := exec.Command(path, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v %s", tool, args, err, out)
+	}
+}
+
+// poke flips the bits of one byte of dev.
+func poke(t *testing.T, dev string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+}
