@@ -27,8 +27,8 @@ func TestIdentifyReadsTheState(t *testing.T) {
 		want     string
 	}{
 		{FSExt4, "mkfs.ext4", func(t *testing.T, dev string) { run(t, "tune2fs", "-E", "force_fsck", dev) }, "errors recorded"},
-		{FSExt4, "mkfs.ext4", func(t *testing.T, dev string) { poke(t, dev, ext4SuperOffset+0x78) }, "checksum mismatch"}, // s_volume_name
-		{FSXFS, "mkfs.xfs", func(t *testing.T, dev string) { poke(t, dev, 108) }, "checksum mismatch"},                      // sb_fname
+		{FSExt4, "mkfs.ext4", func(t *testing.T, dev string) { poke(t, dev, ext4SuperOffset+0x78) }, "checksum mismatch"},     // s_volume_name
+		{FSXFS, "mkfs.xfs", func(t *testing.T, dev string) { poke(t, dev, 108) }, "checksum mismatch"},                        // sb_fname
 		{FSBtrfs, "mkfs.btrfs", func(t *testing.T, dev string) { poke(t, dev, btrfsSuperOffset+0x12b) }, "checksum mismatch"}, // label
 	} {
 		t.Run(tc.fs+"/"+tc.want, func(t *testing.T) {
