@@ -177,3 +177,86 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkIdentify and BenchmarkCheckClean compare what a start of an
+// existing, cleanly unmounted 1 GiB ext4 volume costs with the in-process
+// superblock read and with the e2fsck -p run it replaces.
+func BenchmarkIdentify(b *testing.B) {
+	dev := formattedExt4(b)
+	tools := NewFilesystems()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p, err := tools.Identify(context.Background(), dev); err != nil || !p.Clean {
+			b.Fatal(p, err)
+		}
+	}
+}
+
+func BenchmarkCheckClean(b *testing.B) {
+	dev := formattedExt4(b)
+	tools := NewFilesystems()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := tools.Check(context.Background(), dev, FSExt4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func formattedExt4(b *testing.B) string {
+	requireRoot(b)
+	testenv.RequireTool(b, "mkfs.ext4")
+	testenv.RequireTool(b, "e2fsck")
+	l := attach(b, image(b, 1<<30), testTagPrefix+"bench-sb")
+	if err := NewFilesystems().Format(context.Background(), l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000030"); err != nil {
+		b.Fatal(err)
+	}
+	return l.Path()
+}
+
+// TestFormatOutlivesTheCallersDeadline: the caller's context ends while
+// mkfs runs (a 4 TiB sparse device keeps mkfs.ext4 busy for a while); mkfs
+// still finishes and the device holds the filesystem.
+func TestFormatOutlivesTheCallersDeadline(t *testing.T) {
+	requireRoot(t)
+	testenv.RequireTool(t, "mkfs.ext4")
+	l := attach(t, image(t, 4<<40), testTagPrefix+"format-deadline")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan bool, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if mkfsRunningOn(l.Path()) {
+				cancel()
+				seen <- true
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		seen <- false
+	}()
+	const uuid = "0b4c3e1d-55aa-4f00-8a11-c0ffee000040"
+	err := NewFilesystems().Format(ctx, l.Path(), FSExt4, uuid)
+	cancel()
+	if !<-seen {
+		t.Fatal("mkfs finished before the test could cancel the caller's context")
+	}
+	if err != nil {
+		t.Fatalf("format with the caller gone: %v", err)
+	}
+	if p, err := NewFilesystems().Identify(context.Background(), l.Path()); err != nil || p.UUID != uuid || !p.Clean {
+		t.Fatalf("after the format: %+v %v", p, err)
+	}
+}
+
+// mkfsRunningOn reports whether a mkfs.ext4 process has dev on its command line.
+func mkfsRunningOn(dev string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "mkfs.ext4\x00") && strings.Contains(string(b), "\x00"+dev+"\x00") {
+			return true
+		}
+	}
+	return false
+}
