@@ -33,11 +33,8 @@ func TestIdentifyReadsTheState(t *testing.T) {
 	} {
 		t.Run(tc.fs+"/"+tc.want, func(t *testing.T) {
 			testenv.RequireTool(t, tc.mkfs)
-			l := attach(t, image(t, 320<<20), testTagPrefix+"sb-"+tc.fs)
+			_, l := formatted(t, tc.fs, 320<<20, "sb-"+tc.fs)
 			tools := NewFilesystems()
-			if err := tools.Format(context.Background(), l.Path(), tc.fs, "0b4c3e1d-55aa-4f00-8a11-c0ffee000010"); err != nil {
-				t.Fatal(err)
-			}
 			p, err := tools.Identify(context.Background(), l.Path())
 			if err != nil || !p.Clean || p.State != "" || p.Type != tc.fs {
 				t.Fatalf("fresh %s: %+v %v, want clean", tc.fs, p, err)
@@ -58,12 +55,8 @@ func TestIdentifyAfterMountAndCrash(t *testing.T) {
 	requireRoot(t)
 	testenv.RequireTool(t, "e2fsck")
 	ctx := context.Background()
-	img := image(t, 128<<20)
-	l := attach(t, img, testTagPrefix+"crash")
+	img, l := formatted(t, FSExt4, 128<<20, "crash")
 	tools := NewFilesystems()
-	if err := tools.Format(ctx, l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000011"); err != nil {
-		t.Fatal(err)
-	}
 	mnt := t.TempDir()
 	m := NewMounter()
 	if err := m.Mount(l.Path(), mnt, FSExt4, false); err != nil {
@@ -100,11 +93,8 @@ func TestIdentifyAfterMountAndCrash(t *testing.T) {
 func TestCheckRefusedBeforeTheDeadline(t *testing.T) {
 	requireRoot(t)
 	testenv.RequireTool(t, "e2fsck")
-	l := attach(t, image(t, 64<<20), testTagPrefix+"deadline")
+	_, l := formatted(t, FSExt4, 64<<20, "deadline")
 	tools := NewFilesystems()
-	if err := tools.Format(context.Background(), l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000012"); err != nil {
-		t.Fatal(err)
-	}
 	run(t, "tune2fs", "-E", "force_fsck", l.Path())
 	ctx, cancel := context.WithTimeout(context.Background(), checkBase/2)
 	defer cancel()
@@ -207,11 +197,20 @@ func formattedExt4(b *testing.B) string {
 	requireRoot(b)
 	testenv.RequireTool(b, "mkfs.ext4")
 	testenv.RequireTool(b, "e2fsck")
-	l := attach(b, image(b, 1<<30), testTagPrefix+"bench-sb")
-	if err := NewFilesystems().Format(context.Background(), l.Path(), FSExt4, "0b4c3e1d-55aa-4f00-8a11-c0ffee000030"); err != nil {
-		b.Fatal(err)
-	}
+	_, l := formatted(b, FSExt4, 1<<30, "bench-sb")
 	return l.Path()
+}
+
+// formatted makes fs on a new sparse image of size bytes, attached with a
+// test tag ending in name; it returns the image and the loop device.
+func formatted(t testing.TB, fs string, size int64, name string) (string, Loop) {
+	t.Helper()
+	img := image(t, size)
+	l := attach(t, img, testTagPrefix+name)
+	if err := NewFilesystems().Format(context.Background(), l.Path(), fs, "0b4c3e1d-55aa-4f00-8a11-c0ffee000010"); err != nil {
+		t.Fatal(err)
+	}
+	return img, l
 }
 
 // TestFormatOutlivesTheCallersDeadline: the caller's context ends while
