@@ -101,7 +101,9 @@ type Filesystems interface {
 	// btrfs superblock in-process (cheap); an unrecognised device has an
 	// empty Type. It never says a device is empty: only Probe does.
 	Identify(ctx context.Context, dev string) (Probe, error)
-	// Format makes fs on dev with the given UUID.
+	// Format makes fs on dev with the given UUID. mkfs is not stopped
+	// when ctx ends (only by its own time limit): a half-made filesystem
+	// would block every later attempt.
 	Format(ctx context.Context, dev, fs, uuid string) error
 	// Check verifies fs on dev before a read-write mount, repairing only
 	// what the tool repairs safely; ErrCorrupt when errors remain. A check

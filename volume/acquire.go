@@ -327,7 +327,7 @@ func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev 
 	}
 	m.log.Info("filesystem check", "volume", rec.Key(), "device", dev, "state", orUnknown(p.State))
 	if err := m.dev.FS.Check(ctx, dev, rec.FS); errors.Is(err, devices.ErrNoTime) {
-		return fmt.Errorf("%s (%s): %w", rec.Key(), p.State, err)
+		return fmt.Errorf("%s (%s): %w", rec.Key(), orUnknown(p.State), err)
 	} else if err != nil {
 		return fmt.Errorf("%s: %w (mooring never reformats; repair it by hand)", rec.Key(), err)
 	}
