@@ -3,7 +3,6 @@ package devices
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,27 +49,23 @@ func TestIdentifyReadsTheState(t *testing.T) {
 
 // TestIdentifyAfterMountAndCrash: ext4 unmounted cleanly is clean; an
 // image copied while mounted (what a host crash leaves) needs its journal
-// replayed, and e2fsck -p makes it clean again.
+// replayed, and e2fsck -p makes it clean again. The mount is made in a
+// mount namespace of its own: a namespace another process creates
+// meanwhile would copy a host mount and keep the filesystem alive after
+// our unmount.
 func TestIdentifyAfterMountAndCrash(t *testing.T) {
 	requireRoot(t)
 	testenv.RequireTool(t, "e2fsck")
+	unshare := testenv.RequireTool(t, "unshare")
 	ctx := context.Background()
 	img, l := formatted(t, FSExt4, 128<<20, "crash")
+	crashed := filepath.Join(t.TempDir(), "crashed.img")
+	script := `mount -t ext4 "$1" "$2" && echo data > "$2/f" && sync && cp --sparse=always "$3" "$4" && umount "$2"`
+	out, err := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", script, "sh", l.Path(), t.TempDir(), img, crashed).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount, write, copy, unmount: %v %s", err, out)
+	}
 	tools := NewFilesystems()
-	mnt := t.TempDir()
-	m := NewMounter()
-	if err := m.Mount(l.Path(), mnt, FSExt4, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "sync")
-	crashed := image(t, 128<<20)
-	copyFile(t, img, crashed)
-	if err := m.Unmount(mnt); err != nil {
-		t.Fatal(err)
-	}
 	if p, err := tools.Identify(ctx, l.Path()); err != nil || !p.Clean {
 		t.Fatalf("after a clean unmount: %+v %v", p, err)
 	}
@@ -147,23 +142,6 @@ func poke(t *testing.T, dev string, off int64) {
 		t.Fatal(err)
 	}
 	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if _, err := io.Copy(dst, src); err != nil {
 		t.Fatal(err)
 	}
 }
