@@ -11,6 +11,7 @@ GO_BUILD   := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME   ?= 30s
 BENCHTIME  ?= 20x
 HOOKS_DIR  := $(PREFIX)/share/containers/oci/hooks.d
+UDEV_RULES_DIR ?= /etc/udev/rules.d
 
 export MOORING_TOOLS := $(TOOLS)
 
@@ -61,6 +62,7 @@ lint:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/mooring
 	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
+	install -D -m 0644 deploy/udev/10-mooring-loop.rules $(DESTDIR)$(UDEV_RULES_DIR)/10-mooring-loop.rules
 	@for f in deploy/hooks.d/*.json; do \
 		[ -e "$$f" ] || continue; \
 		sed 's|/usr/local/bin/mooring|$(PREFIX)/bin/mooring|' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); \

@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tool timeouts: below the callers' own (NRI's request timeout is 2 s but
@@ -16,6 +20,18 @@ const (
 	probeTimeout  = 10 * time.Second
 	formatTimeout = 2 * time.Minute
 	checkTimeout  = 5 * time.Minute
+)
+
+// A check is only started when the caller's deadline leaves at least
+// checkBase plus checkPerSize for every checkSizeUnit of device: about
+// twice what a forced e2fsck -p of a mostly empty filesystem takes here
+// (0.1 s for 1 GiB, 8.3 s for 4 TiB). It is an estimate: a full
+// filesystem takes longer, and a check that overruns it is still not
+// killed by the caller.
+const (
+	checkBase     = time.Second
+	checkPerSize  = time.Second
+	checkSizeUnit = 256 << 30
 )
 
 // Tools probes, formats and checks filesystems with the host's tools.
@@ -28,12 +44,18 @@ func NewFilesystems() Tools { return Tools{} }
 
 // Probe implements Filesystems with `blkid -p`: a low-level probe of the
 // device itself (not the cache), which also reports partition tables and
-// other signatures. Exit status 2 means nothing was found; any other failure
-// is an error, so nobody formats on doubt.
+// other signatures. Exit status 2 means nothing was found, but blkid also
+// exits 2 when it cannot read the device: "empty" is only believed once
+// the device's head and tail were read here. Any other failure is an
+// error, so nobody formats on doubt.
 func (Tools) Probe(ctx context.Context, dev string) (Probe, error) {
 	out, err := runTool(ctx, probeTimeout, "blkid", "-p", "-o", "export", dev)
 	if exitCode(err) == 2 {
-		return Probe{Empty: true}, nil
+		zeroed, err := readEdges(dev)
+		if err != nil {
+			return Probe{}, fmt.Errorf("probe %s: blkid found nothing, but: %w", dev, err)
+		}
+		return Probe{Empty: true, Zeroed: zeroed}, nil
 	}
 	if err != nil {
 		return Probe{}, fmt.Errorf("probe %s: %w", dev, err)
@@ -83,7 +105,11 @@ func (t Tools) Format(ctx context.Context, dev, fs, uuid string) error {
 	default:
 		return fmt.Errorf("format %s: unsupported filesystem %q", dev, fs)
 	}
-	if _, err := runTool(ctx, formatTimeout, name, args...); err != nil {
+	// Detached from ctx: a mkfs stopped half-way leaves a device that is
+	// neither empty nor a filesystem, and the next attempt starts over (and
+	// is stopped again under the same deadline); a finished one makes the
+	// next attempt fast. The device was empty, so only time is at stake.
+	if _, err := runTool(context.WithoutCancel(ctx), formatTimeout, name, args...); err != nil {
 		return fmt.Errorf("format %s: %w", dev, err)
 	}
 	return nil
@@ -96,12 +122,19 @@ func (t Tools) Format(ctx context.Context, dev, fs, uuid string) error {
 //   - xfs_repair -n: 0 clean, 1 corruption found, 2 a dirty log (the mount
 //     replays it, so it is fine);
 //   - btrfs check --readonly: 0 clean, anything else errors.
+//
+// Only e2fsck -p writes. It runs detached from ctx's cancellation, and at
+// its own time limit it gets SIGTERM, on which e2fsck stops at a safe
+// point between passes; the read-only checkers may be killed at any time.
 func (Tools) Check(ctx context.Context, dev, fs string) error {
+	if err := haveTimeToCheck(ctx, dev); err != nil {
+		return fmt.Errorf("check %s: %w", dev, err)
+	}
 	var err error
 	var ok []int
 	switch fs {
 	case FSExt4:
-		_, err = runTool(ctx, checkTimeout, "e2fsck", "-p", dev)
+		_, err = runToolStopping(context.WithoutCancel(ctx), checkTimeout, unix.SIGTERM, "e2fsck", "-p", dev)
 		ok = []int{1, 2}
 	case FSXFS:
 		_, err = runTool(ctx, checkTimeout, "xfs_repair", "-n", dev)
@@ -124,4 +157,36 @@ func (Tools) Check(ctx context.Context, dev, fs string) error {
 		return fmt.Errorf("check %s: %w: %w", dev, ErrCorrupt, err)
 	}
 	return fmt.Errorf("check %s: %w", dev, err)
+}
+
+// haveTimeToCheck refuses a check of dev when ctx's deadline leaves less
+// than the check may need (see checkBase).
+func haveTimeToCheck(ctx context.Context, dev string) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	size, err := deviceSize(dev)
+	if err != nil {
+		return err
+	}
+	need := checkBase + time.Duration(size/checkSizeUnit)*checkPerSize
+	if left := time.Until(deadline); left < need {
+		return fmt.Errorf("%w: it may need %s for %d MiB and the caller's limit leaves %s; not starting it (stage the volume once from a front-end with a longer limit, such as the OCI hook, or check it by hand)",
+			ErrNoTime, need, size>>20, left.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func deviceSize(dev string) (int64, error) {
+	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	return size, nil
 }

@@ -49,6 +49,13 @@ func lookTool(name string) (string, error) {
 // environment and a timeout; on expiry its whole process group is killed.
 // It returns stdout; a non-zero exit is a *ToolError.
 func runTool(ctx context.Context, timeout time.Duration, name string, args ...string) ([]byte, error) {
+	return runToolStopping(ctx, timeout, unix.SIGKILL, name, args...)
+}
+
+// runToolStopping is runTool with the signal its process group gets on
+// expiry. With anything but SIGKILL it waits for the tool to act on the
+// signal and exit, however long that takes.
+func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signal, name string, args ...string) ([]byte, error) {
 	path, err := lookTool(name)
 	if err != nil {
 		return nil, err
@@ -59,13 +66,15 @@ func runTool(ctx context.Context, timeout time.Duration, name string, args ...st
 	cmd.Env = []string{"PATH=" + strings.Join(toolPath, ":"), "LC_ALL=C"}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
-	cmd.WaitDelay = time.Second
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, stop) }
+	if stop == unix.SIGKILL {
+		cmd.WaitDelay = time.Second
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return nil, fmt.Errorf("%s: killed after %s", name, timeout)
+		return nil, fmt.Errorf("%s: stopped (%s) after %s", name, unix.SignalName(stop), timeout)
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -24,6 +24,12 @@ var (
 	ErrNotOurs = errors.New("device holds data mooring did not make")
 	// ErrBusy: an exclusive open failed because something holds the device.
 	ErrBusy = errors.New("device is in use")
+	// ErrUnreadable: the device cannot be read (an I/O error), so nothing
+	// it holds can be judged.
+	ErrUnreadable = errors.New("device cannot be read")
+	// ErrNoTime: the caller's deadline is too short for a filesystem check
+	// that must not be interrupted.
+	ErrNoTime = errors.New("not enough time left for a filesystem check")
 	// ErrNoSpace: the backing filesystem is full.
 	ErrNoSpace = errors.New("no space left in pool")
 )
@@ -67,9 +73,18 @@ type Loops interface {
 type Probe struct {
 	// Empty: no filesystem, partition table or other signature.
 	Empty bool
+	// Zeroed (set with Empty): the device's first and last MiB read back
+	// as zeros. A block pool device is only formatted when it is: a disk
+	// that held data blkid cannot name is not mooring's to overwrite.
+	Zeroed bool
 	// Type and UUID of the filesystem found, when not empty.
 	Type string
 	UUID string
+	// Clean (set by Identify only): the superblock says the filesystem
+	// mounts without a check (see Identify per filesystem); State says why
+	// not when it is not clean.
+	Clean bool
+	State string
 }
 
 // Filesystems probes, formats and checks devices with the external tools
@@ -77,16 +92,24 @@ type Probe struct {
 // array, a timeout and its process group killed on expiry.
 type Filesystems interface {
 	// Probe runs a full low-level probe; any failure other than "nothing
-	// found" is an error, so callers never format on doubt.
+	// found" is an error, so callers never format on doubt. "Nothing
+	// found" is only believed once the device's first and last MiB were
+	// read without an I/O error (blkid says "nothing" for unreadable
+	// devices too); ErrUnreadable otherwise.
 	Probe(ctx context.Context, dev string) (Probe, error)
-	// Identify reads the type and UUID of an ext4, xfs or btrfs superblock
-	// in-process (cheap); an unrecognised device has an empty Type. It
-	// never says a device is empty: only Probe does.
+	// Identify reads the type, UUID and recorded state of an ext4, xfs or
+	// btrfs superblock in-process (cheap); an unrecognised device has an
+	// empty Type. It never says a device is empty: only Probe does.
 	Identify(ctx context.Context, dev string) (Probe, error)
-	// Format makes fs on dev with the given UUID.
+	// Format makes fs on dev with the given UUID. mkfs is not stopped
+	// when ctx ends (only by its own time limit): a half-made filesystem
+	// would block every later attempt.
 	Format(ctx context.Context, dev, fs, uuid string) error
 	// Check verifies fs on dev before a read-write mount, repairing only
-	// what the tool repairs safely; ErrCorrupt when errors remain.
+	// what the tool repairs safely; ErrCorrupt when errors remain. A check
+	// that may write is refused with ErrNoTime before it starts when ctx's
+	// deadline leaves less than it may need, and once started it is not
+	// killed by ctx: a repair stopped half-way is worse than a late one.
 	Check(ctx context.Context, dev, fs string) error
 }
 

@@ -145,7 +145,7 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	for i, s := range staged {
 		mounts[i] = nsmount.Mount{Source: s.Source, Target: s.Target, ReadOnly: s.ReadOnly}
 	}
-	if err := nsmount.Into(state.Pid, root, mounts); err != nil {
+	if err := nsmount.Into(state.Pid, start, root, mounts); err != nil {
 		// One line for the runtime's error, even when the undo fails too.
 		if rerr := m.Release(context.WithoutCancel(ctx), owner.ID); rerr != nil {
 			return fmt.Errorf("%w (and releasing the volumes failed: %w; run mooring gc)", err, rerr)

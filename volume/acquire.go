@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/mooring-dev/mooring/config"
@@ -29,7 +30,8 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 		st, att, isNew, err := m.acquireOne(ctx, owner, req)
 		if err != nil {
 			err = fmt.Errorf("volume %q: %w", req.Name, err)
-			undo := context.WithoutCancel(ctx)
+			undo, cancel := undoContext(ctx)
+			defer cancel()
 			for _, a := range added {
 				err = errors.Join(err, m.releaseClaim(undo, a))
 			}
@@ -47,6 +49,15 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 		staged = append(staged, st)
 	}
 	return staged, nil
+}
+
+// undoTimeout bounds the undo of a failed Acquire: it runs even when the
+// caller's deadline has passed (so nothing stays half-staged), but it never
+// hangs the caller on a lock or a device for longer than this.
+const undoTimeout = 30 * time.Second
+
+func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 }
 
 // discardIfUnused removes a volume this failed Acquire created, unless
@@ -190,7 +201,8 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 		if err == nil {
 			return
 		}
-		undo := context.WithoutCancel(ctx)
+		undo, cancel := undoContext(ctx)
+		defer cancel()
 		if mountedHere {
 			err = errors.Join(err, m.dev.Mounts.Unmount(att.Staging))
 		}
@@ -221,7 +233,7 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 		return err
 	}
 	if err := m.dev.Mounts.Mount(dev, att.Staging, rec.FS, false); err != nil {
-		return fmt.Errorf("mount %s at %s: %w", dev, att.Staging, err)
+		return fmt.Errorf("mount %s at %s: %w", dev, att.Staging, corruptIfRefused(err))
 	}
 	mountedHere = true
 	failpoint.Hit("acquire:mounted")
@@ -280,13 +292,16 @@ func (m *Manager) detachLeftovers(ctx context.Context, rec VolumeRecord) error {
 }
 
 // prepareFilesystem formats a never-formatted, empty device, or verifies
-// and checks the filesystem we made. It never formats on doubt.
+// the filesystem we made and checks it when its superblock says it was not
+// cleanly unmounted. It never formats on doubt.
 func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev string) error {
 	p, err := m.probe(ctx, rec, dev)
 	if err != nil {
 		return fmt.Errorf("probe %s (refusing to format or mount on doubt): %w", dev, err)
 	}
 	switch {
+	case p.Empty && !rec.Formatted && rec.Driver == config.DriverBlock && !p.Zeroed:
+		return fmt.Errorf("%w: %s carries no signature blkid knows, but its first or last MiB is not zeroed; a block pool device is formatted only when blank (zero both ends once you are sure it holds nothing: blkdiscard -z, or dd)", devices.ErrNotOurs, dev)
 	case p.Empty && !rec.Formatted:
 		if err := m.dev.FS.Format(ctx, dev, rec.FS, rec.FSUUID); err != nil {
 			return fmt.Errorf("format %s as %s: %w", dev, rec.FS, err)
@@ -307,16 +322,21 @@ func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev 
 		if err := m.j.writeVolume(*rec); err != nil {
 			return err
 		}
+	case p.Clean:
+		return nil
 	}
-	if err := m.dev.FS.Check(ctx, dev, rec.FS); err != nil {
+	m.log.Info("filesystem check", "volume", rec.Key(), "device", dev, "state", orUnknown(p.State))
+	if err := m.dev.FS.Check(ctx, dev, rec.FS); errors.Is(err, devices.ErrNoTime) {
+		return fmt.Errorf("%s (%s): %w", rec.Key(), orUnknown(p.State), err)
+	} else if err != nil {
 		return fmt.Errorf("%s: %w (mooring never reformats; repair it by hand)", rec.Key(), err)
 	}
 	return nil
 }
 
 // probe identifies the device. A volume we formatted is recognised by its
-// superblock (type and UUID as recorded) without the full probe; anything
-// else, and every first use, gets the full probe.
+// superblock (type and UUID as recorded, with its clean state) without the
+// full probe; anything else, and every first use, gets the full probe.
 func (m *Manager) probe(ctx context.Context, rec *VolumeRecord, dev string) (devices.Probe, error) {
 	if rec.Formatted {
 		id, err := m.dev.FS.Identify(ctx, dev)
@@ -325,6 +345,22 @@ func (m *Manager) probe(ctx context.Context, rec *VolumeRecord, dev string) (dev
 		}
 	}
 	return m.dev.FS.Probe(ctx, dev)
+}
+
+// corruptIfRefused names the kernel's "structure needs cleaning": the
+// superblock looked clean, so no check ran, but the filesystem is corrupt.
+func corruptIfRefused(err error) error {
+	if errors.Is(err, syscall.EUCLEAN) {
+		return fmt.Errorf("%w: the kernel found it corrupt: %w (mooring never reformats; repair it by hand)", devices.ErrCorrupt, err)
+	}
+	return err
+}
+
+func orUnknown(state string) string {
+	if state == "" {
+		return "not read in-process"
+	}
+	return state
 }
 
 func orNothing(s string) string {

@@ -23,6 +23,9 @@ type fakeKernel struct {
 
 	formats, checks, attaches int
 	probeErr                  error
+	// undoWithoutDeadline counts Detach calls whose context had no
+	// deadline (an unbounded undo).
+	undoWithoutDeadline int
 }
 
 type fakeLoopDev struct {
@@ -123,6 +126,9 @@ func (f fakeLoops) List(ctx context.Context, prefix string) ([]devices.LoopInfo,
 func (f fakeLoops) Detach(ctx context.Context, path, tag string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		f.k.undoWithoutDeadline++
+	}
 	l, ok := f.k.loops[path]
 	if !ok {
 		return nil
@@ -144,24 +150,33 @@ func (f fakeFS) Probe(ctx context.Context, dev string) (devices.Probe, error) {
 	}
 	p, ok := f.k.fs[f.k.backingOf(dev)]
 	if !ok {
-		return devices.Probe{Empty: true}, nil
+		return devices.Probe{Empty: true, Zeroed: true}, nil
 	}
+	p.Clean, p.State = false, "" // only Identify reads the state
 	return p, nil
 }
 
+// Identify says what mkfs left (clean) unless a test marked the filesystem
+// dirty or corrupt.
 func (f fakeFS) Identify(ctx context.Context, dev string) (devices.Probe, error) {
-	p, err := f.Probe(ctx, dev)
-	if p.Empty {
-		p = devices.Probe{}
+	f.k.mu.Lock()
+	defer f.k.mu.Unlock()
+	backing := f.k.backingOf(dev)
+	p, ok := f.k.fs[backing]
+	if !ok {
+		return devices.Probe{}, nil
 	}
-	return p, err
+	if f.k.corrupt[backing] {
+		p.Clean, p.State = false, "errors recorded by the kernel"
+	}
+	return p, nil
 }
 
 func (f fakeFS) Format(ctx context.Context, dev, fs, uuid string) error {
 	f.k.mu.Lock()
 	defer f.k.mu.Unlock()
 	f.k.formats++
-	f.k.fs[f.k.backingOf(dev)] = devices.Probe{Type: fs, UUID: uuid}
+	f.k.fs[f.k.backingOf(dev)] = devices.Probe{Type: fs, UUID: uuid, Clean: true}
 	return nil
 }
 

@@ -1,13 +1,13 @@
 package volume
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"regexp"
-	"strconv"
+
+	"github.com/mooring-dev/mooring/internal/procstat"
 )
 
 // ownerIDPattern admits the container ids of runc, containerd, docker,
@@ -42,26 +42,7 @@ func ProcessStart(pid int) (uint64, error) {
 // procStat returns the state (field 3: R, S, Z for a zombie, ...) and the
 // start time of pid.
 func procStat(pid int) (state byte, start uint64, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, fmt.Errorf("process %d: %w", pid, err)
-	}
-	// The command name (field 2) may contain spaces and parentheses; the
-	// fields after the last ')' are fixed. starttime is field 22, the 20th
-	// after the name.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
-	}
-	fields := bytes.Fields(b[i+1:])
-	if len(fields) < 20 || len(fields[0]) != 1 {
-		return 0, 0, fmt.Errorf("process %d: malformed stat", pid)
-	}
-	start, err = strconv.ParseUint(string(fields[19]), 10, 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("process %d: start time: %w", pid, err)
-	}
-	return fields[0][0], start, nil
+	return procstat.Read(pid)
 }
 
 // OwnerAlive reports whether the owner's recorded identity still exists:

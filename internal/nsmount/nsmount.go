@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/internal/oci"
+	"github.com/mooring-dev/mooring/internal/procstat"
 )
 
 // Mount is one staged host mount to bring into the container.
@@ -24,9 +25,11 @@ type Mount struct {
 
 // Into mounts each m.Source at m.Target inside the mount namespace of pid,
 // under root: the container's root filesystem as an absolute path in that
-// namespace (runc's and crun's rootfs before pivot_root). On error nothing
-// it mounted stays mounted.
-func Into(pid int, root string, mounts []Mount) error {
+// namespace (runc's and crun's rootfs before pivot_root). start is the
+// process's start time (procstat) as the caller recorded it: the process
+// is pinned with a pidfd and refused if it is not that one any more (the
+// pid was reused). On error nothing it mounted stays mounted.
+func Into(pid int, start uint64, root string, mounts []Mount) error {
 	if !filepath.IsAbs(root) {
 		return fmt.Errorf("container root %q is not absolute", root)
 	}
@@ -36,6 +39,12 @@ func Into(pid int, root string, mounts []Mount) error {
 		return fmt.Errorf("pin container process %d: %w", pid, os.NewSyscallError("pidfd_open", err))
 	}
 	defer unix.Close(pidfd)
+	// Checked after pinning: from here on the pid cannot name another process.
+	if _, now, err := procstat.Read(pid); err != nil {
+		return fmt.Errorf("container process: %w", err)
+	} else if now != start {
+		return fmt.Errorf("process %d is not the container's process any more (started at tick %d, recorded %d)", pid, now, start)
+	}
 
 	trees := make([]int, 0, len(mounts))
 	defer func() {

@@ -15,15 +15,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mooring-dev/mooring/internal/procstat"
 	"github.com/mooring-dev/mooring/internal/testenv"
 )
 
 func TestIntoRefusesBadArguments(t *testing.T) {
-	if err := Into(os.Getpid(), "rootfs", nil); err == nil || !strings.Contains(err.Error(), "not absolute") {
+	if err := Into(os.Getpid(), 0, "rootfs", nil); err == nil || !strings.Contains(err.Error(), "not absolute") {
 		t.Errorf("relative root: %v", err)
 	}
 	// A pid that cannot exist (above the kernel's maximum).
-	if err := Into(1<<30, "/", nil); err == nil || !strings.Contains(err.Error(), "pidfd_open") {
+	if err := Into(1<<30, 0, "/", nil); err == nil || !strings.Contains(err.Error(), "pidfd_open") {
 		t.Errorf("missing process: %v", err)
 	}
 }
@@ -32,6 +33,7 @@ func TestIntoRefusesBadArguments(t *testing.T) {
 // container's init at createRuntime, with a scratch directory as its root.
 type target struct {
 	pid     int
+	start   uint64 // the process's start time
 	root    string // the "container root", same path in both namespaces
 	outside string // a host directory no mount may ever reach
 }
@@ -70,6 +72,11 @@ func newTarget(t *testing.T) *target {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	_, start, err := procstat.Read(tg.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.start = start
 	return tg
 }
 
@@ -128,7 +135,7 @@ func mountsUnder(t *testing.T, mountinfo, dir string) map[string]string {
 func TestIntoMountsInsideTheNamespace(t *testing.T) {
 	tg := newTarget(t)
 	rw, ro := source(t, "rw"), source(t, "ro")
-	err := Into(tg.pid, tg.root, []Mount{
+	err := Into(tg.pid, tg.start, tg.root, []Mount{
 		{Source: rw, Target: "/data"},
 		{Source: ro, Target: "/srv/config", ReadOnly: true},
 	})
@@ -204,7 +211,7 @@ func TestIntoNeverLeavesTheRoot(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := Into(tg.pid, tg.root, []Mount{{Source: source(t, "v"), Target: tc.target}})
+			err := Into(tg.pid, tg.start, tg.root, []Mount{{Source: source(t, "v"), Target: tc.target}})
 			got := tg.mountsUnder(t, "/")
 			for p := range got {
 				if _, old := before[p]; !old && !strings.HasPrefix(p, tg.root+"/") {
@@ -242,7 +249,7 @@ func TestIntoUndoesOnFailure(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tg.root, "file"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := Into(tg.pid, tg.root, []Mount{
+	err := Into(tg.pid, tg.start, tg.root, []Mount{
 		{Source: source(t, "a"), Target: "/a"},
 		{Source: source(t, "b"), Target: "/file"},
 	})
@@ -266,7 +273,7 @@ func TestIntoGoneProcess(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	err := Into(tg.pid, tg.root, []Mount{{Source: source(t, "v"), Target: "/data"}})
+	err := Into(tg.pid, tg.start, tg.root, []Mount{{Source: source(t, "v"), Target: "/data"}})
 	if err == nil {
 		t.Fatal("mounted into a process that is gone")
 	}
@@ -283,5 +290,37 @@ func TestOnThrowawayThreadNeverUsesTheMainThread(t *testing.T) {
 		if tid == unix.Getpid() {
 			t.Fatalf("run %d used the main thread", i)
 		}
+	}
+}
+
+// TestIntoRootUnderASymlink: a container root reached through a symlinked
+// directory (a bundle under /var/lib -> /data) works, and the mount lands
+// below the root's real path.
+func TestIntoRootUnderASymlink(t *testing.T) {
+	tg := newTarget(t)
+	link := filepath.Join(t.TempDir(), "bundle")
+	if err := os.Symlink(filepath.Dir(tg.root), link); err != nil {
+		t.Fatal(err)
+	}
+	err := Into(tg.pid, tg.start, filepath.Join(link, filepath.Base(tg.root)), []Mount{{Source: source(t, "v"), Target: "/data"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tg.mountsUnder(t, tg.root)[tg.root+"/data"]; !ok {
+		t.Fatalf("no mount at %s/data: %v", tg.root, tg.mountsUnder(t, tg.root))
+	}
+	tg.noHostMounts(t)
+}
+
+// TestIntoRefusesAnotherProcess: a start time that is not the process's
+// (its pid reused by another) is refused before anything is mounted.
+func TestIntoRefusesAnotherProcess(t *testing.T) {
+	tg := newTarget(t)
+	err := Into(tg.pid, tg.start+1, tg.root, []Mount{{Source: source(t, "v"), Target: "/data"}})
+	if err == nil || !strings.Contains(err.Error(), "not the container's process any more") {
+		t.Fatalf("err %v, want a refusal", err)
+	}
+	if m := tg.mountsUnder(t, tg.root); len(m) != 0 {
+		t.Fatalf("mounted into another process: %v", m)
 	}
 }
