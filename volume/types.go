@@ -47,23 +47,23 @@ type Owner struct {
 
 // VolumeRecord is the journal's record of one volume.
 type VolumeRecord struct {
-	ID        string    `json:"id"` // stable, used in tags and staging paths
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name"`
-	Pool      string    `json:"pool"`
-	Driver    string    `json:"driver"`
-	Backing   string    `json:"backing"` // image file (loop) or device path (block)
-	Major     uint32    `json:"major,omitempty"`
-	Minor     uint32    `json:"minor,omitempty"`
-	Size      int64     `json:"size"`
-	FS        string    `json:"fs"`
-	FSUUID    string    `json:"fsUUID"`
-	Formatted bool      `json:"formatted"` // formatted by us
+	ID        string `json:"id"` // stable, used in tags and staging paths
+	Tenant    string `json:"tenant"`
+	Name      string `json:"name"`
+	Pool      string `json:"pool"`
+	Driver    string `json:"driver"`
+	Backing   string `json:"backing"` // image file (loop) or device path (block)
+	Major     uint32 `json:"major,omitempty"`
+	Minor     uint32 `json:"minor,omitempty"`
+	Size      int64  `json:"size"`
+	FS        string `json:"fs"`
+	FSUUID    string `json:"fsUUID"`
+	Formatted bool   `json:"formatted"` // formatted by us
 	// Used is set, under the volume lock, before the first claim that did
 	// not create the volume is recorded: from then on the volume may hold
 	// someone's data and a failed Acquire never discards it.
-	Used bool `json:"used,omitempty"`
-	Created   time.Time `json:"created"`
+	Used    bool      `json:"used,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Key is the volume's name as tenants and admins write it: tenant/name.
