@@ -181,7 +181,7 @@ func (rt *runtime) attachments() []volume.Attachment {
 
 func (rt *runtime) assertNothingAttached() {
 	for _, a := range rt.attachments() {
-		rt.t.Errorf("left attached: %s by %s", a.Volume, a.Owner.ID)
+		rt.t.Errorf("left attached: %s by %s", a.Volume, a.Owner.Key())
 		rt.m.Release(context.Background(), a.Owner)
 	}
 }

@@ -134,21 +134,29 @@ func OwnerAlive(o Owner) bool {
 // volume's lock. The shim calls it once the runtime has created the
 // container: until then the claim names the shim's own process.
 func (m *Manager) UpdateOwner(ctx context.Context, owner Owner) error {
+	return m.eachClaim("update owner", owner, func(a Attachment) error {
+		return m.updateClaimOwner(ctx, a, owner)
+	})
+}
+
+// eachClaim calls fn for every claim of owner (by key) and joins the
+// errors, each pass going on after a failure.
+func (m *Manager) eachClaim(what string, owner Owner, fn func(Attachment) error) error {
 	if err := owner.validateKey(); err != nil {
 		return err
 	}
 	all, err := m.j.attachments()
 	if err != nil {
-		return fmt.Errorf("update owner %s: %w", owner.Key(), err)
+		return fmt.Errorf("%s %s: %w", what, owner.Key(), err)
 	}
 	var errs []error
 	for _, a := range all {
 		if a.Owner.SameAs(owner) {
-			errs = append(errs, m.updateClaimOwner(ctx, a, owner))
+			errs = append(errs, fn(a))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("update owner %s: %w", owner.Key(), err)
+		return fmt.Errorf("%s %s: %w", what, owner.Key(), err)
 	}
 	return nil
 }

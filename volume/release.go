@@ -17,24 +17,10 @@ import (
 // detached. Idempotent (an unknown owner is not an error); never deletes
 // data.
 func (m *Manager) Release(ctx context.Context, owner Owner) error {
-	if err := owner.validateKey(); err != nil {
+	return m.eachClaim("release", owner, func(a Attachment) error {
+		_, err := m.releaseClaim(ctx, a, nil)
 		return err
-	}
-	all, err := m.j.attachments()
-	if err != nil {
-		return fmt.Errorf("release %s: %w", owner.Key(), err)
-	}
-	var errs []error
-	for _, a := range all {
-		if a.Owner.SameAs(owner) {
-			_, err := m.releaseClaim(ctx, a, nil)
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("release %s: %w", owner.Key(), err)
-	}
-	return nil
+	})
 }
 
 // claimOutcome says what releaseClaim did.
