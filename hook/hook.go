@@ -72,16 +72,19 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 		return err
 	}
 	owner := volume.Owner{ID: state.ID, Scope: a.root, Frontend: a.frontend}
-	if owner.Scope == "" {
-		owner.Scope, err = parentRuntimeRoot()
-	}
-	if err == nil {
-		switch a.stage {
-		case StageCreateRuntime, StagePrestart:
+	switch {
+	case a.stage == StagePoststop && owner.Scope == "":
+		// podman runs poststop hooks itself: the parent is no runtime.
+		err = m.ReleaseExited(ctx, owner)
+	case a.stage == StagePoststop:
+		err = m.Release(ctx, owner)
+	case owner.Scope == "":
+		// runc and crun run createRuntime hooks as their children.
+		if owner.Scope, err = parentRuntimeRoot(); err == nil {
 			err = create(ctx, m, log, state, owner)
-		case StagePoststop:
-			err = m.Release(ctx, owner)
 		}
+	default:
+		err = create(ctx, m, log, state, owner)
 	}
 	if err != nil {
 		log.Error("hook failed", "error", err)

@@ -134,14 +134,14 @@ func OwnerAlive(o Owner) bool {
 // volume's lock. The shim calls it once the runtime has created the
 // container: until then the claim names the shim's own process.
 func (m *Manager) UpdateOwner(ctx context.Context, owner Owner) error {
-	return m.eachClaim("update owner", owner, func(a Attachment) error {
+	return m.eachClaim("update owner", owner, owner.SameAs, func(a Attachment) error {
 		return m.updateClaimOwner(ctx, a, owner)
 	})
 }
 
-// eachClaim calls fn for every claim of owner (by key) and joins the
-// errors, each pass going on after a failure.
-func (m *Manager) eachClaim(what string, owner Owner, fn func(Attachment) error) error {
+// eachClaim calls fn for every claim whose owner match accepts and joins
+// the errors, going on after a failure. owner names the pass in errors.
+func (m *Manager) eachClaim(what string, owner Owner, match func(Owner) bool, fn func(Attachment) error) error {
 	if err := owner.validateKey(); err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (m *Manager) eachClaim(what string, owner Owner, fn func(Attachment) error)
 	}
 	var errs []error
 	for _, a := range all {
-		if a.Owner.SameAs(owner) {
+		if match(a.Owner) {
 			errs = append(errs, fn(a))
 		}
 	}

@@ -191,3 +191,29 @@ func TestUpdateOwnerRecordsTheContainerProcess(t *testing.T) {
 	mustRelease(t, m, "c")
 	assertClean(t, m, k)
 }
+
+// TestReleaseExitedKeepsTheRunningSameID: a poststop that cannot know the
+// runtime root releases the exited container's claim, not the claim of a
+// running container with the same id in another root.
+func TestReleaseExitedKeepsTheRunningSameID(t *testing.T) {
+	m, k := newTestManager(t)
+	start, err := ProcessStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := Owner{ID: "same", Scope: "/run/a", Tenant: "default", Frontend: "hook", PID: os.Getpid(), PIDStart: start}
+	exited := Owner{ID: "same", Scope: "/run/b", Tenant: "default", Frontend: "hook", PID: os.Getpid(), PIDStart: start + 1}
+	mustAcquire(t, m, running, req("v", "/v"))
+	mustAcquire(t, m, exited, req("v", "/v"))
+	if err := m.ReleaseExited(context.Background(), Owner{ID: "same", Frontend: "hook"}); err != nil {
+		t.Fatal(err)
+	}
+	atts, _ := m.Attachments()
+	if len(atts) != 1 || !atts[0].Owner.SameAs(running) || k.mountCount() != 1 {
+		t.Fatalf("claims %+v: want only the running container's", atts)
+	}
+	if err := m.Release(context.Background(), running); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, m, k)
+}

@@ -17,8 +17,22 @@ import (
 // detached. Idempotent (an unknown owner is not an error); never deletes
 // data.
 func (m *Manager) Release(ctx context.Context, owner Owner) error {
-	return m.eachClaim("release", owner, func(a Attachment) error {
+	return m.eachClaim("release", owner, owner.SameAs, func(a Attachment) error {
 		_, err := m.releaseClaim(ctx, a, nil)
+		return err
+	})
+}
+
+// ReleaseExited releases the claims of every owner with owner's front-end
+// and id, in any scope, whose container is gone (OwnerAlive, asked again
+// under the volume's lock). A poststop hook that cannot know the runtime
+// root uses it (podman runs poststop hooks itself, not through the
+// runtime): the container with that id in another root that still runs
+// keeps its claims.
+func (m *Manager) ReleaseExited(ctx context.Context, owner Owner) error {
+	sameID := func(o Owner) bool { return o.Frontend == owner.Frontend && o.ID == owner.ID }
+	return m.eachClaim("release", owner, sameID, func(a Attachment) error {
+		_, err := m.releaseClaim(ctx, a, OwnerAlive)
 		return err
 	})
 }
