@@ -158,13 +158,14 @@ func TestShimEnvRequestsHaveTheirOwnTenant(t *testing.T) {
 // shim (runc's BinaryName): the tenant is the pod's namespace from the
 // annotation containerd writes itself. A pod in team-b that copies
 // containerd's namespace key into its own annotations (containerd is
-// told to pass it through) still gets team-b's volume, not team-a's.
+// told to pass it through) still gets team-b's volume, not team-a's; one
+// that names team-a under CRI-O's key is refused.
 func TestShimCRITenantCannotBeForged(t *testing.T) {
-	const nsKey = "io.kubernetes.cri.sandbox-namespace"
+	const nsKey, crioKey = "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"
 	bins, s := lab.Binaries(t), lab.NewScratch(t)
 	ctrd := lab.NewContainerd(t, lab.ContainerdOptions{
 		BinaryName:     lab.WrapWithEnv(t, bins.Runtime, s.Env()),
-		PodAnnotations: []string{nsKey},
+		PodAnnotations: []string{nsKey, crioKey},
 	})
 	c := ctrd.CRI()
 	req := `[{name: shared, target: /data}]`
@@ -182,12 +183,23 @@ func TestShimCRITenantCannotBeForged(t *testing.T) {
 	if code, err := c.RunContainer(b, "r", "sh", "-c", "test ! -e /data/f"); err != nil || code != 0 {
 		t.Fatalf("team-b reached team-a's volume by forging %s: exit %d %v\nlog: %s", nsKey, code, err, s.Log())
 	}
+	// CRI-O's key does reach the spec from the pod's annotations (nothing
+	// on containerd overwrites it): disagreeing with containerd's, it is
+	// refused.
+	forged, err := c.RunPod("team-b", "forger", map[string]string{annotations.KeyPod: req, crioKey: "team-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// containerd runs `runc create` at StartContainer.
+	if _, err := c.RunContainer(forged, "r", "true"); err == nil || !strings.Contains(err.Error(), "forging") {
+		t.Fatalf("a pod annotation naming CRI-O's key with another namespace: %v", err)
+	}
 	for _, rec := range []string{"team-a/shared.json", "team-b/shared.json"} {
 		if _, err := os.Stat(filepath.Join(s.StateDir, "volumes", rec)); err != nil {
 			t.Errorf("volume record %s: %v", rec, err)
 		}
 	}
-	for _, p := range []*lab.Pod{a, b} {
+	for _, p := range []*lab.Pod{a, b, forged} {
 		if err := c.RemovePod(p); err != nil {
 			t.Fatal(err)
 		}
