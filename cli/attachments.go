@@ -22,9 +22,9 @@ func (e *env) attachments() error {
 	return e.print(atts, func(w io.Writer) {
 		rows := make([][]string, len(atts))
 		for i, a := range atts {
-			rows[i] = []string{a.Volume, a.Owner.ID, a.Owner.Frontend, a.Target, a.Device, string(a.Step), age(a.Since)}
+			rows[i] = []string{a.Volume, a.Owner.ID, a.Owner.Frontend, orDefault(a.Owner.Scope, "-"), a.Target, a.Device, string(a.Step), age(a.Since)}
 		}
-		table(w, []string{"VOLUME", "OWNER", "FRONTEND", "TARGET", "DEVICE", "STEP", "AGE"}, rows)
+		table(w, []string{"VOLUME", "OWNER", "FRONTEND", "SCOPE", "TARGET", "DEVICE", "STEP", "AGE"}, rows)
 	})
 }
 

@@ -26,7 +26,7 @@ Commands:
   volume create NAME [--tenant T] [--pool P] [--size 10Gi] [--fs ext4|xfs|btrfs]
   volume ls [--tenant T]
   volume inspect [TENANT/]NAME
-  volume rm [TENANT/]NAME          refuses while the volume is attached
+  volume rm [--tenant T] [TENANT/]NAME   refuses while the volume is attached
   attachments ls
   gc                               release claims of containers that are gone
   doctor                           check loop support, fs tools and runtimes

@@ -141,7 +141,7 @@ func TestRemoveRefusedWhileAttached(t *testing.T) {
 	if _, err := m.Acquire(ctx, owner, []volume.Request{{Name: "busy", Target: "/busy"}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Release(ctx, "c1") })
+	t.Cleanup(func() { m.Release(ctx, owner) })
 	_, err = run(t, "--config", path, "volume", "rm", "busy")
 	if err == nil || !strings.Contains(err.Error(), "volume is in use by container c1") {
 		t.Fatalf("rm of an attached volume: %v", err)
@@ -150,7 +150,7 @@ func TestRemoveRefusedWhileAttached(t *testing.T) {
 	if !strings.Contains(out, "default/busy") || !strings.Contains(out, "c1") {
 		t.Fatalf("attachments ls:\n%s", out)
 	}
-	if err := m.Release(ctx, "c1"); err != nil {
+	if err := m.Release(ctx, owner); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := run(t, "--config", path, "volume", "rm", "busy"); err != nil {
@@ -196,5 +196,35 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if out, err := run(t, "help"); err != nil || !strings.Contains(out, "volume create") {
 		t.Fatalf("help: %v", err)
+	}
+}
+
+// TestVolumeCleanupByTenant: an NRI tenant is a namespace name, so a
+// deleted namespace's volumes stay under its name; the admin lists and
+// removes them by tenant.
+func TestVolumeCleanupByTenant(t *testing.T) {
+	cfg := scratch(t)
+	for _, tenant := range []string{"old-ns", "other"} {
+		if _, err := run(t, "--config", cfg, "volume", "create", "data", "--tenant", tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run(t, "--config", cfg, "--json", "volume", "ls", "--tenant", "old-ns")
+	var vols []struct{ Tenant, Name string }
+	if err != nil || json.Unmarshal([]byte(out), &vols) != nil || len(vols) != 1 || vols[0].Tenant != "old-ns" {
+		t.Fatalf("ls --tenant old-ns: %v\n%s", err, out)
+	}
+	if _, err := run(t, "--config", cfg, "volume", "rm", "--tenant", "old-ns", "data"); err != nil {
+		t.Fatalf("rm --tenant: %v", err)
+	}
+	if _, err := run(t, "--config", cfg, "volume", "rm", "data", "--tenant", "old-ns"); err == nil || !strings.Contains(err.Error(), "volume not found") {
+		t.Fatalf("second rm: %v", err)
+	}
+	if _, err := run(t, "--config", cfg, "volume", "rm", "--tenant", "old-ns", "other/data"); err == nil || !strings.Contains(err.Error(), "two tenants") {
+		t.Fatalf("conflicting tenants: %v", err)
+	}
+	out, _ = run(t, "--config", cfg, "--json", "volume", "ls")
+	if err := json.Unmarshal([]byte(out), &vols); err != nil || len(vols) != 1 || vols[0].Tenant != "other" {
+		t.Fatalf("after rm: %s", out)
 	}
 }

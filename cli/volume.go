@@ -144,7 +144,7 @@ func (e *env) volumeInspect(args []string) error {
 					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
 				})
 				for _, a := range v.Attachments {
-					fmt.Fprintf(w, "  %s (%s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Target, a.Step)
+					fmt.Fprintf(w, "  %s (%s, %s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Owner.Scope, a.Target, a.Step)
 				}
 			})
 		}
@@ -153,14 +153,23 @@ func (e *env) volumeInspect(args []string) error {
 }
 
 func (e *env) volumeRemove(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("%w: volume rm [TENANT/]NAME", ErrUsage)
+	fs := flags("volume rm")
+	tenantFlag := fs.String("tenant", "", "the volume's tenant (default: the config's default_tenant)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: volume rm [--tenant T] [TENANT/]NAME", ErrUsage)
 	}
 	m, err := e.manager()
 	if err != nil {
 		return err
 	}
-	tenant, name := splitName(args[0], m.Config().DefaultTenant)
+	tenant, name := splitName(pos[0], orDefault(*tenantFlag, m.Config().DefaultTenant))
+	if *tenantFlag != "" && tenant != *tenantFlag {
+		return fmt.Errorf("%w: --tenant %s and %s name two tenants", ErrUsage, *tenantFlag, pos[0])
+	}
 	if err := m.Remove(e.ctx, tenant, name); err != nil {
 		if errors.Is(err, volume.ErrInUse) {
 			return fmt.Errorf("%w; stop the containers using it first", err)

@@ -23,6 +23,9 @@ func TestDefault(t *testing.T) {
 	if got := c.PoolDirectory("default"); got != "/var/lib/mooring/pools/default" {
 		t.Fatalf("pool directory %q", got)
 	}
+	if c.EnvTenant != "env" || c.DefaultTenant != "default" {
+		t.Fatalf("env requests must have their own tenant: env %q, default %q", c.EnvTenant, c.DefaultTenant)
+	}
 }
 
 func TestParse(t *testing.T) {
@@ -30,6 +33,7 @@ func TestParse(t *testing.T) {
 state_dir = "/srv/state"
 default_pool = "fast"
 allow_env_requests = true
+env_tenant = "images"
 runtimes = ["/usr/local/bin/runc"]
 [pools.fast]
 driver = "block"
@@ -57,7 +61,7 @@ max_size = "2G"
 	if s.DefaultSize != 100<<20 || s.MaxSize != 2_000_000_000 || c.PoolDirectory("scratch") != "/srv/scratch" {
 		t.Fatalf("scratch: %+v", s)
 	}
-	if c.RunDir != DefaultRunDir || !c.AllowEnvRequests || c.Runtimes[0] != "/usr/local/bin/runc" {
+	if c.RunDir != DefaultRunDir || !c.AllowEnvRequests || c.EnvTenant != "images" || c.Runtimes[0] != "/usr/local/bin/runc" {
 		t.Fatalf("globals: %+v", c)
 	}
 	if _, err := c.Pool("nope"); !errors.Is(err, ErrUnknownPool) {
@@ -74,6 +78,7 @@ func TestParseRefuses(t *testing.T) {
 		{"relative state", `state_dir = "var/lib"` + pool, "state_dir \"var/lib\": must be an absolute path"},
 		{"unclean run dir", `run_dir = "/run/../etc"` + pool, "must be a clean path"},
 		{"bad tenant", `default_tenant = "A_B"` + pool, "default_tenant"},
+		{"bad env tenant", `env_tenant = "../x"` + pool, "env_tenant"},
 		{"runtime with args", `runtimes = ["runc --debug"]` + pool, "runtimes"},
 		{"no default pool", `default_pool = "x"` + pool, `default_pool "x": unknown pool`},
 		{"no pools", ``, `default_pool "default": unknown pool`},

@@ -41,6 +41,7 @@ type file struct {
 	DefaultPool      string              `toml:"default_pool"`
 	DefaultTenant    string              `toml:"default_tenant"`
 	AllowEnvRequests bool                `toml:"allow_env_requests"`
+	EnvTenant        string              `toml:"env_tenant"`
 	Runtimes         []string            `toml:"runtimes"`
 	Pools            map[string]poolFile `toml:"pools"`
 }
@@ -96,6 +97,7 @@ func (f file) validate() (*Config, error) {
 		DefaultPool:      orDefault(f.DefaultPool, DefaultPoolName),
 		DefaultTenant:    orDefault(f.DefaultTenant, DefaultTenant),
 		AllowEnvRequests: f.AllowEnvRequests,
+		EnvTenant:        orDefault(f.EnvTenant, DefaultEnvTenant),
 		Runtimes:         f.Runtimes,
 		Pools:            map[string]Pool{},
 	}
@@ -107,8 +109,10 @@ func (f file) validate() (*Config, error) {
 			return nil, fmt.Errorf("config: %s %q: %w", key, p, err)
 		}
 	}
-	if !label.MatchString(c.DefaultTenant) {
-		return nil, fmt.Errorf("config: default_tenant %q: must be a DNS label (a-z, 0-9, -)", c.DefaultTenant)
+	for key, t := range map[string]string{"default_tenant": c.DefaultTenant, "env_tenant": c.EnvTenant} {
+		if !label.MatchString(t) {
+			return nil, fmt.Errorf("config: %s %q: must be a DNS label (a-z, 0-9, -)", key, t)
+		}
 	}
 	for _, r := range c.Runtimes {
 		if absClean(r) != nil && !progName.MatchString(r) {

@@ -11,14 +11,15 @@ const (
 
 // Well-known locations and names.
 const (
-	DefaultPath     = "/etc/mooring/config.toml"
-	EnvPath         = "MOORING_CONFIG"
-	DefaultStateDir = "/var/lib/mooring"
-	DefaultRunDir   = "/run/mooring"
-	DefaultPoolName = "default"
-	DefaultTenant   = "default"
-	DefaultLogFile  = "/var/log/mooring.log"
-	AnyTenant       = "*"
+	DefaultPath      = "/etc/mooring/config.toml"
+	EnvPath          = "MOORING_CONFIG"
+	DefaultStateDir  = "/var/lib/mooring"
+	DefaultRunDir    = "/run/mooring"
+	DefaultPoolName  = "default"
+	DefaultTenant    = "default"
+	DefaultEnvTenant = "env"
+	DefaultLogFile   = "/var/log/mooring.log"
+	AnyTenant        = "*"
 )
 
 // Config is the validated admin policy.
@@ -40,6 +41,9 @@ type Config struct {
 	// AllowEnvRequests lets the shim read requests from the container env
 	// MOORING_VOLUMES (for engines without annotations, e.g. docker < 24).
 	AllowEnvRequests bool
+	// EnvTenant is the tenant of env requests: the image's author may set
+	// MOORING_VOLUMES, so they never reach DefaultTenant's volumes.
+	EnvTenant string
 	// Runtimes lists the real OCI runtimes the shim may exec, by absolute
 	// path or name; the first one found wins.
 	Runtimes []string

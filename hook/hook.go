@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/mooring-dev/mooring/internal/logging"
 	"github.com/mooring-dev/mooring/internal/nsmount"
 	"github.com/mooring-dev/mooring/internal/oci"
+	"github.com/mooring-dev/mooring/internal/runtimecmd"
 	"github.com/mooring-dev/mooring/volume"
 )
 
@@ -34,7 +36,10 @@ const (
 const timeout = 2 * time.Minute
 
 // Run runs one hook stage: args are the stage and optionally
-// --config PATH.
+// --config PATH, --root DIR (the runtime's state root; default: read from
+// the command line of the runtime running the hook) and --frontend
+// (hook, or shim in the poststop hook the shim adds: it releases the
+// shim's claims).
 func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
 	if err := harden.Process(config.EnvPath, "MOORING_FAILPOINT"); err != nil {
 		return err
@@ -42,7 +47,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if len(args) > 0 && args[0] == StageCheckMounts {
 		return checkMounts(stdin, args[1:])
 	}
-	stage, configPath, err := parseArgs(args)
+	a, err := parseArgs(args)
 	if err != nil {
 		return err
 	}
@@ -50,7 +55,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(configPath)
+	cfg, err := config.Load(a.configPath)
 	if err != nil {
 		return err
 	}
@@ -58,54 +63,108 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if lerr == nil {
 		defer closer.Close()
 	}
-	log = log.With("stage", stage, "container", state.ID)
+	log = log.With("stage", a.stage, "container", state.ID)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	m, err := volume.New(cfg, volume.WithLogger(log))
 	if err != nil {
 		return err
 	}
-	switch stage {
-	case StageCreateRuntime, StagePrestart:
-		err = create(ctx, m, log, state)
-	case StagePoststop:
-		err = m.Release(ctx, state.ID)
+	owner := volume.Owner{ID: state.ID, Scope: a.root, Frontend: a.frontend}
+	switch {
+	case a.stage == StagePoststop && owner.Scope == "":
+		// podman runs poststop hooks itself: the parent is no runtime.
+		err = m.ReleaseExited(ctx, owner)
+	case a.stage == StagePoststop:
+		err = m.Release(ctx, owner)
+	case owner.Scope == "":
+		// runc and crun run createRuntime hooks as their children.
+		if owner.Scope, err = parentRuntimeRoot(); err == nil {
+			err = create(ctx, m, log, state, owner)
+		}
+	default:
+		err = create(ctx, m, log, state, owner)
 	}
 	if err != nil {
 		log.Error("hook failed", "error", err)
-		return fmt.Errorf("%s hook for container %s: %w", stage, state.ID, err)
+		return fmt.Errorf("%s hook for container %s: %w", a.stage, state.ID, err)
 	}
 	return nil
 }
 
-func parseArgs(args []string) (stage, configPath string, err error) {
+// hookArgs is the hook's command line.
+type hookArgs struct {
+	stage, configPath, root, frontend string
+}
+
+func parseArgs(args []string) (hookArgs, error) {
+	a := hookArgs{frontend: "hook"}
 	if len(args) == 0 {
-		return "", "", errors.New("hook: want a stage: createRuntime, prestart or poststop")
+		return a, errors.New("hook: want a stage: createRuntime, prestart or poststop")
 	}
-	stage = args[0]
-	switch stage {
+	a.stage = args[0]
+	switch a.stage {
 	case StageCreateRuntime, StagePrestart, StagePoststop:
 	default:
-		return "", "", fmt.Errorf("hook: unknown stage %q (want createRuntime, prestart or poststop)", stage)
+		return a, fmt.Errorf("hook: unknown stage %q (want createRuntime, prestart or poststop)", a.stage)
 	}
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
-		switch {
-		case rest[i] == "--config" && i+1 < len(rest):
-			configPath = rest[i+1]
+		arg := rest[i]
+		name, value, ok := strings.Cut(arg, "=")
+		if !ok && i+1 < len(rest) {
+			value = rest[i+1]
 			i++
-		case strings.HasPrefix(rest[i], "--config="):
-			configPath = strings.TrimPrefix(rest[i], "--config=")
+		}
+		switch name {
+		case "--config":
+			a.configPath = value
+		case "--root":
+			a.root = value
+		case "--frontend":
+			a.frontend = value
 		default:
-			return "", "", fmt.Errorf("hook: unknown argument %q", rest[i])
+			return a, fmt.Errorf("hook: unknown argument %q", arg)
+		}
+		if value == "" {
+			return a, fmt.Errorf("hook: %s needs a value", name)
 		}
 	}
-	return stage, configPath, nil
+	switch {
+	case a.frontend != "hook" && a.frontend != "shim":
+		return a, fmt.Errorf("hook: --frontend %q: want hook or shim", a.frontend)
+	case a.root != "" && (!filepath.IsAbs(a.root) || filepath.Clean(a.root) != a.root):
+		return a, fmt.Errorf("hook: --root %q is not an absolute clean path", a.root)
+	}
+	return a, nil
+}
+
+// parentRuntimeRoot reads the state root from the command line of the
+// runtime that runs the hook (runc and crun run hooks as their children):
+// the OCI state does not say it, and container ids are unique only
+// within one root.
+func parentRuntimeRoot() (string, error) {
+	proc := "/proc/" + strconv.Itoa(os.Getppid())
+	exe, err := os.Readlink(proc + "/exe")
+	if err != nil {
+		return "", fmt.Errorf("the runtime running the hook: %w", err)
+	}
+	raw, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return "", fmt.Errorf("the runtime running the hook: %w", err)
+	}
+	cwd, _ := os.Readlink(proc + "/cwd")
+	argv := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	inv, err := runtimecmd.Parse(argv[1:], cwd)
+	if err != nil {
+		return "", fmt.Errorf("cannot tell the runtime root from %s's command line (give the hook --root): %w", exe, err)
+	}
+	return runtimecmd.StateRoot(inv.Root, exe), nil
 }
 
 // create acquires the requested volumes and mounts them into the
 // container; on failure it releases what it acquired.
-func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *specs.State) error {
+func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *specs.State, owner volume.Owner) error {
 	spec, err := oci.LoadSpec(state.Bundle)
 	if err != nil {
 		return err
@@ -121,7 +180,11 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if err != nil {
 		return err
 	}
-	root, err := oci.RootPath(state.Bundle, spec.Root)
+	owner.Tenant, err = annotations.Tenant(ann, m.Config().DefaultTenant)
+	if err != nil {
+		return err
+	}
+		root, err := oci.RootPath(state.Bundle, spec.Root)
 	if err != nil {
 		return err
 	}
@@ -136,7 +199,7 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if err != nil {
 		return err
 	}
-	owner := volume.Owner{ID: state.ID, Tenant: m.Config().DefaultTenant, Frontend: "hook", PID: state.Pid, PIDStart: start}
+	owner.PID, owner.PIDStart = state.Pid, start
 	staged, err := m.Acquire(ctx, owner, reqs)
 	if err != nil {
 		return err
@@ -147,7 +210,7 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	}
 	if err := nsmount.Into(state.Pid, start, root, mounts); err != nil {
 		// One line for the runtime's error, even when the undo fails too.
-		if rerr := m.Release(context.WithoutCancel(ctx), owner.ID); rerr != nil {
+		if rerr := m.Release(context.WithoutCancel(ctx), owner); rerr != nil {
 			return fmt.Errorf("%w (and releasing the volumes failed: %w; run mooring gc)", err, rerr)
 		}
 		return err

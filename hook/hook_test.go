@@ -14,26 +14,29 @@ import (
 func TestParseArgs(t *testing.T) {
 	for _, tc := range []struct {
 		args         []string
-		stage, cfg   string
+		want         hookArgs
 		wantErrorHas string
 	}{
-		{[]string{"createRuntime"}, StageCreateRuntime, "", ""},
-		{[]string{"prestart", "--config", "/etc/x.toml"}, StagePrestart, "/etc/x.toml", ""},
-		{[]string{"poststop", "--config=/c"}, StagePoststop, "/c", ""},
-		{nil, "", "", "want a stage"},
-		{[]string{"startContainer"}, "", "", `unknown stage "startContainer"`},
-		{[]string{"poststop", "--debug"}, "", "", `unknown argument "--debug"`},
-		{[]string{"poststop", "--config"}, "", "", `unknown argument "--config"`},
+		{[]string{"createRuntime"}, hookArgs{stage: StageCreateRuntime, frontend: "hook"}, ""},
+		{[]string{"prestart", "--config", "/etc/x.toml"}, hookArgs{stage: StagePrestart, configPath: "/etc/x.toml", frontend: "hook"}, ""},
+		{[]string{"poststop", "--config=/c"}, hookArgs{stage: StagePoststop, configPath: "/c", frontend: "hook"}, ""},
+		{[]string{"poststop", "--frontend", "shim", "--root", "/run/runc"}, hookArgs{stage: StagePoststop, frontend: "shim", root: "/run/runc"}, ""},
+		{nil, hookArgs{}, "want a stage"},
+		{[]string{"startContainer"}, hookArgs{}, `unknown stage "startContainer"`},
+		{[]string{"poststop", "--debug"}, hookArgs{}, `unknown argument "--debug"`},
+		{[]string{"poststop", "--config"}, hookArgs{}, `--config needs a value`},
+		{[]string{"poststop", "--frontend=nri"}, hookArgs{}, `want hook or shim`},
+		{[]string{"poststop", "--root", "run/runc"}, hookArgs{}, `not an absolute clean path`},
 	} {
-		stage, cfg, err := parseArgs(tc.args)
+		got, err := parseArgs(tc.args)
 		if tc.wantErrorHas != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErrorHas) {
 				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErrorHas)
 			}
 			continue
 		}
-		if err != nil || stage != tc.stage || cfg != tc.cfg {
-			t.Errorf("%v: %q %q %v", tc.args, stage, cfg, err)
+		if err != nil || got != tc.want {
+			t.Errorf("%v: %+v %v, want %+v", tc.args, got, err, tc.want)
 		}
 	}
 }

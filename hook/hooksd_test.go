@@ -60,7 +60,7 @@ func TestHooksDFiles(t *testing.T) {
 				!slices.Equal(h.Hook.Args, []string{"mooring", "hook", stage}) || !filepath.IsAbs(h.Hook.Path) {
 				t.Fatalf("hook %+v", h)
 			}
-			if _, _, err := parseArgs(h.Hook.Args[2:]); err != nil {
+			if _, err := parseArgs(h.Hook.Args[2:]); err != nil {
 				t.Fatalf("the hook's args are refused: %v", err)
 			}
 			for _, tc := range []struct {

@@ -119,7 +119,8 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	p.setLive(ctr.GetId(), true)
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	owner := volume.Owner{ID: ctr.GetId(), Tenant: pod.GetNamespace(), Frontend: Frontend}
+	owner := podOwner(pod, ctr)
+	owner.Tenant = pod.GetNamespace()
 	staged, err := p.manager().Acquire(ctx, owner, reqs)
 	if err != nil {
 		p.setLive(ctr.GetId(), false)
@@ -152,15 +153,22 @@ func (p *Plugin) adjustment(staged []volume.Staged) *api.ContainerAdjustment {
 	return adjust
 }
 
+// podOwner is the plugin's owner of a container: its id, scoped by the
+// pod's namespace. The runtime's container ids are unique, so liveness
+// (p.live) goes by id alone.
+func podOwner(pod *api.PodSandbox, ctr *api.Container) volume.Owner {
+	return volume.Owner{ID: ctr.GetId(), Scope: pod.GetNamespace(), Frontend: Frontend}
+}
+
 // StopContainer releases the container's volumes.
-func (p *Plugin) StopContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
-	return nil, p.release(ctx, ctr)
+func (p *Plugin) StopContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	return nil, p.release(ctx, pod, ctr)
 }
 
 // RemoveContainer releases (again: idempotent) and forgets the container.
-func (p *Plugin) RemoveContainer(ctx context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+func (p *Plugin) RemoveContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
 	p.setLive(ctr.GetId(), false)
-	return p.release(ctx, ctr)
+	return p.release(ctx, pod, ctr)
 }
 
 // Reconcile releases claims of containers that are gone; it runs
@@ -176,8 +184,8 @@ func (p *Plugin) Reconcile(ctx context.Context) (volume.ReconcileReport, error) 
 	return p.manager().Reconcile(ctx, p.alive)
 }
 
-func (p *Plugin) release(ctx context.Context, ctr *api.Container) error {
-	if err := p.manager().Release(ctx, ctr.GetId()); err != nil {
+func (p *Plugin) release(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	if err := p.manager().Release(ctx, podOwner(pod, ctr)); err != nil {
 		p.log.Error("release", "id", ctr.GetId(), "error", err)
 		return fmt.Errorf("mooring: release volumes of %s: %w", ctr.GetName(), err)
 	}

@@ -182,8 +182,8 @@ func (rt *runtime) attachments() []volume.Attachment {
 
 func (rt *runtime) assertNothingAttached() {
 	for _, a := range rt.attachments() {
-		rt.t.Errorf("left attached: %s by %s", a.Volume, a.Owner.ID)
-		rt.m.Release(context.Background(), a.Owner.ID)
+		rt.t.Errorf("left attached: %s by %s", a.Volume, a.Owner.Key())
+		rt.m.Release(context.Background(), a.Owner)
 	}
 }
 
@@ -306,7 +306,7 @@ func TestSynchronizeReleasesStaleClaims(t *testing.T) {
 	rt.forget(cg)
 	rt.start()
 	atts := rt.attachments()
-	if len(atts) != 1 || atts[0].Owner.ID != cl.Id {
+	if len(atts) != 1 || atts[0].Owner.ID != cl.Id || atts[0].Owner.Scope != "ns" {
 		t.Fatalf("after Synchronize: %+v, want only the live container's claim", atts)
 	}
 	// Periodic reconcile keeps what is live.

@@ -33,7 +33,8 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 			undo, cancel := undoContext(ctx)
 			defer cancel()
 			for _, a := range added {
-				err = errors.Join(err, m.releaseClaim(undo, a))
+				_, rerr := m.releaseClaim(undo, a, nil)
+				err = errors.Join(err, rerr)
 			}
 			for _, name := range created {
 				err = errors.Join(err, m.discardIfUnused(undo, owner.Tenant, name))
@@ -61,13 +62,20 @@ func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // discardIfUnused removes a volume this failed Acquire created, unless
-// someone else claimed it in the meantime. No container ever ran on it.
+// anyone else ever claimed it: while this call waited for a later volume,
+// another container may have staged the new one, written and stopped
+// (its claim is gone, but the record says Used). Then no container ever
+// ran on it and nothing is lost.
 func (m *Manager) discardIfUnused(ctx context.Context, tenant, name string) error {
 	rec, lock, err := m.lockedRecord(ctx, tenant, name)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
+	if rec.Used {
+		m.log.Info("volume kept: another container used it", "volume", rec.Key())
+		return nil
+	}
 	claims, err := m.j.attachmentsOf(rec.ID)
 	if err != nil || len(claims) > 0 {
 		return err
@@ -92,6 +100,14 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	if err != nil {
 		return Staged{}, nil, false, err
 	}
+	if !created && !rec.Used {
+		// Recorded before the claim: once a container other than the
+		// creating call's may write to the volume, it is never discarded.
+		rec.Used = true
+		if err := m.j.writeVolume(rec); err != nil {
+			return Staged{}, nil, false, err
+		}
+	}
 	staging := m.stagingDir(rec.ID)
 	st := Staged{VolumeID: rec.ID, Volume: rec.Key(), Source: staging, Target: req.Target, ReadOnly: req.ReadOnly, FS: rec.FS}
 
@@ -106,7 +122,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	var mine *Attachment
 	shared := false
 	for i, c := range claims {
-		if c.Owner.ID == owner.ID {
+		if c.Owner.SameAs(owner) {
 			mine = &claims[i]
 		} else if c.Step == StepMounted {
 			shared = true
@@ -129,7 +145,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		if mine != nil {
 			return st, nil, false, nil
 		}
-		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.ID)
+		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.Key())
 		return st, &att, created, nil
 	}
 	if mounted {
@@ -145,7 +161,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		}
 		return Staged{}, nil, false, err
 	}
-	m.log.Info("volume staged", "volume", rec.Key(), "owner", owner.ID, "device", att.Device, "staging", staging)
+	m.log.Info("volume staged", "volume", rec.Key(), "owner", owner.Key(), "device", att.Device, "staging", staging)
 	return st, &att, created, nil
 }
 

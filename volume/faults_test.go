@@ -124,6 +124,7 @@ func TestRootCorruptFilesystemIsNeverReformatted(t *testing.T) {
 	if err != nil || id.Type != "ext4" || id.UUID != rec.FSUUID {
 		t.Fatalf("the corrupt volume's filesystem changed: %+v %v, record UUID %s", id, err, rec.FSUUID)
 	}
+	rec.Used = true // claimed by a container that did not create it
 	if after, _ := m.Volume("default", "broken"); after != rec {
 		t.Fatalf("record changed: %+v", after)
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -23,11 +25,20 @@ import (
 //
 //	volumes/<tenant>/<name>.json          volume records
 //	attachments/<volume-id>/<owner>.json  one owner's claim on one volume
+//
+// <owner> is Owner.fileName: front-end, hashed scope and container id.
+// Listings skip (and log) a record that does not decode or validate, so
+// one corrupt or stray file cannot stop every Release and Reconcile on
+// the host; a record read by its name returns the error instead.
 type journal struct {
 	dir string
+	log *slog.Logger
 }
 
 const recordSuffix = ".json"
+
+// volumeIDPattern is what newVolumeID makes; ids become paths and tags.
+var volumeIDPattern = regexp.MustCompile(`^v[0-9a-f]{16}$`)
 
 func (j journal) volumePath(tenant, name string) string {
 	return filepath.Join(j.dir, "volumes", tenant, name+recordSuffix)
@@ -37,17 +48,33 @@ func (j journal) attachmentDir(volumeID string) string {
 	return filepath.Join(j.dir, "attachments", volumeID)
 }
 
-func (j journal) attachmentPath(volumeID, ownerID string) string {
-	return filepath.Join(j.attachmentDir(volumeID), ownerID+recordSuffix)
+func (j journal) attachmentPath(a Attachment) string {
+	if a.file != "" {
+		return filepath.Join(j.attachmentDir(a.VolumeID), a.file)
+	}
+	return filepath.Join(j.attachmentDir(a.VolumeID), a.Owner.fileName())
 }
 
 func (j journal) readVolume(tenant, name string) (VolumeRecord, error) {
 	var v VolumeRecord
-	err := readJSON(j.volumePath(tenant, name), &v)
+	path := j.volumePath(tenant, name)
+	err := readJSON(path, &v)
 	if errors.Is(err, fs.ErrNotExist) {
 		return v, fmt.Errorf("%s/%s: %w", tenant, name, ErrNotFound)
 	}
+	if err == nil {
+		err = v.check(tenant, name, path)
+	}
 	return v, err
+}
+
+// check validates a volume record read from path, stored under tenant
+// and name: its id becomes staging paths and loop tags.
+func (v VolumeRecord) check(tenant, name, path string) error {
+	if !volumeIDPattern.MatchString(v.ID) || v.Tenant != tenant || v.Name != name {
+		return fmt.Errorf("journal record %s is invalid: id %q, key %s/%s", path, v.ID, v.Tenant, v.Name)
+	}
+	return nil
 }
 
 func (j journal) writeVolume(v VolumeRecord) error {
@@ -58,7 +85,7 @@ func (j journal) removeVolume(v VolumeRecord) error {
 	return removeFile(j.volumePath(v.Tenant, v.Name))
 }
 
-// volumes returns every volume record, sorted by key.
+// volumes returns every valid volume record, sorted by key.
 func (j journal) volumes() ([]VolumeRecord, error) {
 	var out []VolumeRecord
 	tenants, err := readDirNames(filepath.Join(j.dir, "volumes"))
@@ -66,9 +93,13 @@ func (j journal) volumes() ([]VolumeRecord, error) {
 		return nil, err
 	}
 	for _, t := range tenants {
-		vs, err := readRecords[VolumeRecord](filepath.Join(j.dir, "volumes", t))
+		dir := filepath.Join(j.dir, "volumes", t)
+		vs, err := readRecords(j, dir, func(v *VolumeRecord, file string) error {
+			return v.check(t, strings.TrimSuffix(file, recordSuffix), filepath.Join(dir, file))
+		})
 		if err != nil {
-			return nil, err
+			j.skip(dir, err)
+			continue
 		}
 		out = append(out, vs...)
 	}
@@ -76,21 +107,26 @@ func (j journal) volumes() ([]VolumeRecord, error) {
 	return out, nil
 }
 
-func (j journal) readAttachment(volumeID, ownerID string) (Attachment, bool, error) {
-	var a Attachment
-	err := readJSON(j.attachmentPath(volumeID, ownerID), &a)
-	if errors.Is(err, fs.ErrNotExist) {
-		return a, false, nil
+// findAttachment returns owner's claim on a volume.
+func (j journal) findAttachment(volumeID string, owner Owner) (Attachment, bool, error) {
+	claims, err := j.attachmentsOf(volumeID)
+	if err != nil {
+		return Attachment{}, false, err
 	}
-	return a, err == nil, err
+	for _, c := range claims {
+		if c.Owner.SameAs(owner) {
+			return c, true, nil
+		}
+	}
+	return Attachment{}, false, nil
 }
 
 func (j journal) writeAttachment(a Attachment) error {
-	return writeJSON(j.attachmentPath(a.VolumeID, a.Owner.ID), a)
+	return writeJSON(j.attachmentPath(a), a)
 }
 
 func (j journal) removeAttachment(a Attachment) error {
-	if err := removeFile(j.attachmentPath(a.VolumeID, a.Owner.ID)); err != nil {
+	if err := removeFile(j.attachmentPath(a)); err != nil {
 		return err
 	}
 	// The per-volume directory goes when its last claim goes; a concurrent
@@ -101,14 +137,22 @@ func (j journal) removeAttachment(a Attachment) error {
 	return nil
 }
 
-// attachmentsOf returns the claims on one volume.
+// attachmentsOf returns the valid claims on one volume.
 func (j journal) attachmentsOf(volumeID string) ([]Attachment, error) {
-	return readRecords[Attachment](j.attachmentDir(volumeID))
+	return readRecords(j, j.attachmentDir(volumeID), func(a *Attachment, file string) error {
+		a.file = file
+		if a.VolumeID != volumeID {
+			return fmt.Errorf("claim on volume %q filed under %q", a.VolumeID, volumeID)
+		}
+		return a.Owner.validateKey()
+	})
 }
 
-// readRecords reads every record in dir. A record removed while we list
-// (a concurrent Release of another owner) is skipped: listings take no lock.
-func readRecords[T any](dir string) ([]T, error) {
+// readRecords reads every record in dir, checking each with check (which
+// gets the file name). A record removed while we list (a concurrent
+// Release of another owner) is skipped: listings take no lock. A record
+// that does not decode or check is skipped and logged.
+func readRecords[T any](j journal, dir string, check func(*T, string) error) ([]T, error) {
 	names, err := readDirNames(dir)
 	if err != nil {
 		return nil, err
@@ -119,19 +163,29 @@ func readRecords[T any](dir string) ([]T, error) {
 			continue
 		}
 		var rec T
-		err := readJSON(filepath.Join(dir, n), &rec)
+		path := filepath.Join(dir, n)
+		err := readJSON(path, &rec)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if err == nil {
+			err = check(&rec, n)
+		}
 		if err != nil {
-			return nil, err
+			j.skip(path, err)
+			continue
 		}
 		out = append(out, rec)
 	}
 	return out, nil
 }
 
-// attachments returns every claim, sorted by volume then owner.
+// skip logs a journal entry a listing leaves out.
+func (j journal) skip(path string, err error) {
+	j.log.Error("journal entry skipped: fix or remove it", "path", path, "error", err)
+}
+
+// attachments returns every valid claim, sorted by volume then owner.
 func (j journal) attachments() ([]Attachment, error) {
 	ids, err := readDirNames(filepath.Join(j.dir, "attachments"))
 	if err != nil {
@@ -139,9 +193,15 @@ func (j journal) attachments() ([]Attachment, error) {
 	}
 	var out []Attachment
 	for _, id := range ids {
+		dir := j.attachmentDir(id)
+		if !volumeIDPattern.MatchString(id) {
+			j.skip(dir, errors.New("not a volume id"))
+			continue
+		}
 		as, err := j.attachmentsOf(id)
 		if err != nil {
-			return nil, err
+			j.skip(dir, err)
+			continue
 		}
 		out = append(out, as...)
 	}
@@ -149,7 +209,7 @@ func (j journal) attachments() ([]Attachment, error) {
 		if out[a].Volume != out[b].Volume {
 			return out[a].Volume < out[b].Volume
 		}
-		return out[a].Owner.ID < out[b].Owner.ID
+		return out[a].Owner.Key() < out[b].Owner.Key()
 	})
 	return out, nil
 }

@@ -50,6 +50,7 @@ func New(cfg *config.Config, opts ...Option) (*Manager, error) {
 	for _, o := range opts {
 		o(m)
 	}
+	m.j.log = m.log
 	return m, nil
 }
 

@@ -86,7 +86,7 @@ func mustAcquire(t testing.TB, m *Manager, o Owner, reqs ...Request) []Staged {
 
 func mustRelease(t testing.TB, m *Manager, id string) {
 	t.Helper()
-	if err := m.Release(context.Background(), id); err != nil {
+	if err := m.Release(context.Background(), owner(id)); err != nil {
 		t.Fatalf("Release(%s): %v", id, err)
 	}
 }
@@ -222,8 +222,11 @@ func TestRefusals(t *testing.T) {
 		{"tenant not allowed", owner("c"), Request{Name: "v", Target: "/v", Pool: "team-a"}, ErrNotAllowed},
 		{"too large", owner("c"), Request{Name: "v", Target: "/v", Size: 5 * gib}, ErrTooLarge},
 		{"no create on demand", owner("c"), Request{Name: "v", Target: "/v", Pool: "fixed"}, ErrNoCreate},
-		{"bad owner id", Owner{ID: "../x", Tenant: "default"}, req("v", "/v"), ErrInvalidOwner},
-		{"bad tenant", Owner{ID: "c", Tenant: "A/B"}, req("v", "/v"), ErrInvalidOwner},
+		{"bad owner id", Owner{ID: "../x", Tenant: "default", Frontend: "test"}, req("v", "/v"), ErrInvalidOwner},
+		{"bad tenant", Owner{ID: "c", Tenant: "A/B", Frontend: "test"}, req("v", "/v"), ErrInvalidOwner},
+		{"no front-end", Owner{ID: "c", Tenant: "default"}, req("v", "/v"), ErrInvalidOwner},
+		{"front-end with a separator", Owner{ID: "c", Tenant: "default", Frontend: "a/b"}, req("v", "/v"), ErrInvalidOwner},
+		{"scope with NUL", Owner{ID: "c", Tenant: "default", Frontend: "test", Scope: "/run/\x00"}, req("v", "/v"), ErrInvalidOwner},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,8 +246,8 @@ func TestRefusals(t *testing.T) {
 
 func TestTenantsAreIsolated(t *testing.T) {
 	m, k := newTestManager(t)
-	a := mustAcquire(t, m, Owner{ID: "ca", Tenant: "a"}, req("db", "/db"))
-	b := mustAcquire(t, m, Owner{ID: "cb", Tenant: "b"}, req("db", "/db"))
+	a := mustAcquire(t, m, Owner{ID: "ca", Tenant: "a", Frontend: "test"}, req("db", "/db"))
+	b := mustAcquire(t, m, Owner{ID: "cb", Tenant: "b", Frontend: "test"}, req("db", "/db"))
 	if a[0].VolumeID == b[0].VolumeID || a[0].Volume != "a/db" || b[0].Volume != "b/db" {
 		t.Fatalf("tenants share a volume: %+v %+v", a, b)
 	}
@@ -366,7 +369,7 @@ func TestReconcileReleasesDeadOwnersAndOrphans(t *testing.T) {
 	// An orphan: staged, then the claim vanished (e.g. the record was
 	// removed by hand).
 	st := mustAcquire(t, m, owner("gone"), req("c", "/c"))
-	os.Remove(m.j.attachmentPath(st[0].VolumeID, "gone"))
+	os.Remove(m.j.attachmentPath(Attachment{VolumeID: st[0].VolumeID, Owner: owner("gone")}))
 
 	rep, err := m.Reconcile(context.Background(), func(o Owner) bool { return o.ID == "live" })
 	if err != nil {
@@ -420,7 +423,7 @@ func TestUnrelatedVolumesInParallel(t *testing.T) {
 				errs <- err
 				return
 			}
-			errs <- m.Release(context.Background(), "c"+id)
+			errs <- m.Release(context.Background(), owner("c"+id))
 		}(i)
 	}
 	wg.Wait()

@@ -1,25 +1,69 @@
 package volume
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/mooring-dev/mooring/internal/procstat"
 )
 
 // ownerIDPattern admits the container ids of runc, containerd, docker,
-// podman and CRI-O; the id names a journal file, so no separators.
+// podman and CRI-O.
 var ownerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$`)
+
+// frontendPattern names a front-end ("hook", "shim", "nri", ...).
+var frontendPattern = regexp.MustCompile(`^[a-z]{1,16}$`)
+
+// maxScopeBytes bounds an owner's scope (a runtime root is a path).
+const maxScopeBytes = 4096
 
 // tenantPattern is a Kubernetes namespace name (a DNS label).
 var tenantPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-func (o Owner) validate() error {
-	if !ownerIDPattern.MatchString(o.ID) {
+// Key is the owner's identity: front-end, scope and container id. Two
+// owners with the same key are the same container; the same id in two
+// scopes (two runc roots) is two containers.
+func (o Owner) Key() string {
+	return o.Frontend + ":" + o.Scope + ":" + o.ID
+}
+
+// SameAs reports whether o and other are the same container.
+func (o Owner) SameAs(other Owner) bool {
+	return o.Frontend == other.Frontend && o.Scope == other.Scope && o.ID == other.ID
+}
+
+// fileName is the journal file name of the owner's claims: every part of
+// the key, without path separators. The scope (often a path) is hashed;
+// the record itself keeps it in full.
+func (o Owner) fileName() string {
+	sum := sha256.Sum256([]byte(o.Scope))
+	return o.Frontend + "_" + hex.EncodeToString(sum[:8]) + "_" + o.ID + recordSuffix
+}
+
+// validateKey checks the parts of the key; they become a file name.
+func (o Owner) validateKey() error {
+	switch {
+	case !frontendPattern.MatchString(o.Frontend):
+		return fmt.Errorf("%w: front-end %q must match %s", ErrInvalidOwner, o.Frontend, frontendPattern)
+	case !ownerIDPattern.MatchString(o.ID):
 		return fmt.Errorf("%w: id %q must match %s", ErrInvalidOwner, o.ID, ownerIDPattern)
+	case len(o.Scope) > maxScopeBytes || !utf8.ValidString(o.Scope) || bytes.IndexByte([]byte(o.Scope), 0) >= 0:
+		return fmt.Errorf("%w: scope %q must be UTF-8 without NUL, at most %d bytes", ErrInvalidOwner, o.Scope, maxScopeBytes)
+	}
+	return nil
+}
+
+func (o Owner) validate() error {
+	if err := o.validateKey(); err != nil {
+		return err
 	}
 	return validTenant(o.Tenant)
 }
@@ -47,9 +91,9 @@ func procStat(pid int) (state byte, start uint64, err error) {
 
 // OwnerAlive reports whether the owner's recorded identity still exists:
 // its process (same pid and start time, not a zombie: an exited container
-// whose parent has not reaped it is gone), or its runtime state file. An
-// owner with neither recorded is assumed alive: only its front-end (the
-// NRI plugin's Synchronize) can tell.
+// whose parent has not reaped it is gone), or its runtime state (a file
+// or directory). An owner with neither recorded is assumed alive: only
+// its front-end (the NRI plugin's Synchronize) can tell.
 func OwnerAlive(o Owner) bool {
 	if o.PID <= 0 && o.StatePath == "" {
 		return true
@@ -65,4 +109,51 @@ func OwnerAlive(o Owner) bool {
 		return !errors.Is(err, fs.ErrNotExist)
 	}
 	return false
+}
+
+// UpdateOwner records owner's new process identity (PID, PIDStart,
+// StatePath) in every claim of the owner with the same key, under each
+// volume's lock. The shim calls it once the runtime has created the
+// container: until then the claim names the shim's own process.
+func (m *Manager) UpdateOwner(ctx context.Context, owner Owner) error {
+	return m.eachClaim("update owner", owner, owner.SameAs, func(a Attachment) error {
+		return m.updateClaimOwner(ctx, a, owner)
+	})
+}
+
+// eachClaim calls fn for every claim whose owner match accepts and joins
+// the errors, going on after a failure. owner names the pass in errors.
+func (m *Manager) eachClaim(what string, owner Owner, match func(Owner) bool, fn func(Attachment) error) error {
+	if err := owner.validateKey(); err != nil {
+		return err
+	}
+	all, err := m.j.attachments()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, owner.Key(), err)
+	}
+	var errs []error
+	for _, a := range all {
+		if match(a.Owner) {
+			errs = append(errs, fn(a))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s %s: %w", what, owner.Key(), err)
+	}
+	return nil
+}
+
+func (m *Manager) updateClaimOwner(ctx context.Context, a Attachment, owner Owner) error {
+	tenant, name := splitKey(a.Volume)
+	lock, err := m.lockVolume(ctx, tenant, name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	cur, ok, err := m.j.findAttachment(a.VolumeID, a.Owner)
+	if err != nil || !ok {
+		return err // released meanwhile
+	}
+	cur.Owner.PID, cur.Owner.PIDStart, cur.Owner.StatePath = owner.PID, owner.PIDStart, owner.StatePath
+	return m.j.writeAttachment(cur)
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/mooring-dev/mooring/devices"
 )
 
-// Reconcile releases the claims of owners for which live returns false,
-// then unstages volumes nobody claims: staging mounts left mounted and
+// Reconcile releases the claims of owners for which live returns false
+// (asked again under the volume's lock before anything is released, so
+// an owner that came alive meanwhile keeps its claim), then unstages volumes nobody claims: staging mounts left mounted and
 // loop devices tagged with their id. A device is detached only after an
 // exclusive open proves nothing holds it. Devices tagged by mooring whose
 // volume is not in this journal are left alone: another state directory
@@ -27,11 +28,15 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (Reconci
 			rep.Kept++
 			continue
 		}
-		if err := m.releaseClaim(ctx, a); err != nil {
+		outcome, err := m.releaseClaim(ctx, a, live)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
-			continue
+		case outcome == claimReleased:
+			rep.Released = append(rep.Released, a)
+		case outcome == claimKept:
+			rep.Kept++
 		}
-		rep.Released = append(rep.Released, a)
 	}
 	vols, err := m.j.volumes()
 	if err != nil {

@@ -52,7 +52,7 @@ func acquireHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
-	if err := m.Release(context.Background(), o.ID); err != nil {
+	if err := m.Release(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 5
 	}

@@ -20,10 +20,15 @@ var (
 	ErrInvalidOwner = errors.New("invalid owner")
 )
 
-// Owner is who holds an attachment: one container.
+// Owner is who holds an attachment: one container, known by its key
+// (Frontend, Scope, ID; see Key) and proven alive by PID and PIDStart or
+// StatePath.
 type Owner struct {
-	// ID is the container id, unique on the host.
+	// ID is the container id, unique only within its Scope.
 	ID string `json:"id"`
+	// Scope is where ID is unique: the runtime's state root (runc
+	// --root) for the hook and the shim, the pod's namespace for NRI.
+	Scope string `json:"scope,omitempty"`
 	// Tenant scopes the volume names (Kubernetes namespace, or the
 	// config's default tenant).
 	Tenant string `json:"tenant"`
@@ -34,27 +39,31 @@ type Owner struct {
 	// as live while that process exists.
 	PID      int    `json:"pid,omitempty"`
 	PIDStart uint64 `json:"pidStart,omitempty"`
-	// StatePath, when set, is a file whose existence proves the container
-	// still exists (e.g. the runtime's state.json); used by gc when no PID
-	// is known.
+	// StatePath, when set, is a file or directory whose existence proves
+	// the container still exists (the runtime's state directory); used by
+	// gc when the process is gone or not known.
 	StatePath string `json:"statePath,omitempty"`
 }
 
 // VolumeRecord is the journal's record of one volume.
 type VolumeRecord struct {
-	ID        string    `json:"id"` // stable, used in tags and staging paths
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name"`
-	Pool      string    `json:"pool"`
-	Driver    string    `json:"driver"`
-	Backing   string    `json:"backing"` // image file (loop) or device path (block)
-	Major     uint32    `json:"major,omitempty"`
-	Minor     uint32    `json:"minor,omitempty"`
-	Size      int64     `json:"size"`
-	FS        string    `json:"fs"`
-	FSUUID    string    `json:"fsUUID"`
-	Formatted bool      `json:"formatted"` // formatted by us
-	Created   time.Time `json:"created"`
+	ID        string `json:"id"` // stable, used in tags and staging paths
+	Tenant    string `json:"tenant"`
+	Name      string `json:"name"`
+	Pool      string `json:"pool"`
+	Driver    string `json:"driver"`
+	Backing   string `json:"backing"` // image file (loop) or device path (block)
+	Major     uint32 `json:"major,omitempty"`
+	Minor     uint32 `json:"minor,omitempty"`
+	Size      int64  `json:"size"`
+	FS        string `json:"fs"`
+	FSUUID    string `json:"fsUUID"`
+	Formatted bool   `json:"formatted"` // formatted by us
+	// Used is set, under the volume lock, before the first claim that did
+	// not create the volume is recorded: from then on the volume may hold
+	// someone's data and a failed Acquire never discards it.
+	Used    bool      `json:"used,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Key is the volume's name as tenants and admins write it: tenant/name.
@@ -81,6 +90,10 @@ type Attachment struct {
 	ReadOnly bool      `json:"readOnly,omitempty"`
 	Step     Step      `json:"step"`
 	Since    time.Time `json:"since"`
+
+	// file is the journal file the record was read from (records written
+	// before owners had scopes are named by the id alone).
+	file string
 }
 
 // Staged is a volume ready at its staging directory, for a front-end to

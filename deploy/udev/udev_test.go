@@ -295,7 +295,7 @@ tenants = ["*"]
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := m.Release(context.Background(), owner.ID); err != nil {
+		if err := m.Release(context.Background(), owner); err != nil {
 			t.Error(err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,9 @@ const (
 type ContainerdOptions struct {
 	// BinaryName replaces runc (e.g. with mooring-runtime).
 	BinaryName string
+	// PodAnnotations are more pod_annotations patterns containerd copies
+	// into the spec (besides mooring's keys).
+	PodAnnotations []string
 	// RequestTimeout is NRI's plugin_request_timeout (default 2s).
 	RequestTimeout time.Duration
 	// Plugins are pre-registered NRI plugins containerd starts itself:
@@ -112,7 +116,7 @@ imports = []
     default_runtime_name = 'runc'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
-      pod_annotations = ['volumes.mooring.dev', 'volumes.mooring.dev/*']
+      pod_annotations = %[14]s
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = %[10]q
         Root = %[11]q
@@ -121,7 +125,7 @@ imports = []
   sandbox = %[13]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "debug.sock"),
 		filepath.Join(dir, "s"), c.NRISocket, c.PluginDir, filepath.Join(dir, "nri-conf"), binary, c.RuncRoot,
-		timeout.String(), PauseImage)
+		timeout.String(), PauseImage, tomlStrings(append([]string{"volumes.mooring.dev", "volumes.mooring.dev/*"}, opts.PodAnnotations...)))
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
@@ -143,6 +147,15 @@ imports = []
 	c.waitReady()
 	c.importImages()
 	return c
+}
+
+// tomlStrings writes a TOML array of strings.
+func tomlStrings(ss []string) string {
+	quoted := make([]string, len(ss))
+	for i, s := range ss {
+		quoted[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // CRI returns a CRI client for this containerd, closed by the test's

@@ -28,6 +28,7 @@ type Scratch struct {
 	LogFile    string
 	tb         testing.TB
 	extra      string
+	runtimes   []string
 	hostMounts []string
 }
 
@@ -55,15 +56,27 @@ func NewScratch(tb testing.TB) *Scratch {
 	return s
 }
 
+// SetRuntimes replaces the real runtimes the shim may exec (default: the
+// current runc) and rewrites the config.
+func (s *Scratch) SetRuntimes(paths ...string) {
+	s.tb.Helper()
+	s.runtimes = paths
+	s.WriteConfig(s.extra)
+}
+
 // WriteConfig rewrites the config with extra TOML appended (more pools,
 // allow_env_requests must come through Globals).
 func (s *Scratch) WriteConfig(extra string) {
 	s.tb.Helper()
 	s.extra = extra
+	runtimes := s.runtimes
+	if len(runtimes) == 0 {
+		runtimes = []string{filepath.Join(testenv.ToolsDir(), "runc")}
+	}
 	toml := fmt.Sprintf(`state_dir = %q
 run_dir = %q
 log_file = %q
-runtimes = [%q]
+runtimes = %s
 %s
 [pools.default]
 driver = "loop"
@@ -72,7 +85,7 @@ default_size = "64Mi"
 max_size = "1Gi"
 default_fs = "ext4"
 create_on_demand = true
-%s`, s.StateDir, s.RunDir, s.LogFile, filepath.Join(testenv.ToolsDir(), "runc"), globals(extra), s.PoolDir, pools(extra))
+%s`, s.StateDir, s.RunDir, s.LogFile, tomlStrings(runtimes), globals(extra), s.PoolDir, pools(extra))
 	if err := os.WriteFile(s.ConfigPath, []byte(toml), 0o600); err != nil {
 		s.tb.Fatal(err)
 	}
