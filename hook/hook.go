@@ -184,7 +184,7 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if err != nil {
 		return err
 	}
-		root, err := oci.RootPath(state.Bundle, spec.Root)
+	root, err := oci.RootPath(state.Bundle, spec.Root)
 	if err != nil {
 		return err
 	}
