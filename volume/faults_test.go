@@ -67,7 +67,7 @@ func TestRootPoolFull(t *testing.T) {
 	poolDir := t.TempDir()
 	mustRun(t, "mount", dev, poolDir)
 	t.Cleanup(func() { exec.Command("umount", "-l", poolDir).Run() })
-	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\n", poolDir))
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n", poolDir))
 	// Fill it.
 	filler, _ := os.Create(filepath.Join(poolDir, "filler"))
 	io.Copy(filler, io.LimitReader(zeroReader{}, 64<<20))
@@ -137,7 +137,7 @@ func TestRootBlockPool(t *testing.T) {
 	good, foreign := testLoop(t, 256<<20), testLoop(t, 64<<20)
 	mustRun(t, "mkswap", foreign)
 	foreignSum := fileSum(t, foreign)
-	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.disks]\ndriver = \"block\"\ndevices = [%q]\n[pools.dirty]\ndriver = \"block\"\ndevices = [%q]\n", good, foreign))
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.disks]\ndriver = \"block\"\ndevices = [%q]\ntenants = [\"*\"]\n[pools.dirty]\ndriver = \"block\"\ndevices = [%q]\ntenants = [\"*\"]\n", good, foreign))
 
 	st := mustAcquire(t, m, owner("a"), Request{Name: "db", Target: "/db", Pool: "disks", Size: 128 << 20})
 	writeData(t, st[0].Source, "f", "on a block device")
