@@ -204,3 +204,65 @@ func allocated(path string) (int64, error) {
 	}
 	return st.Blocks * 512, nil
 }
+
+// PoolUsage is what a pool holds against what it may hold.
+type PoolUsage struct {
+	Pool    string `json:"pool"`
+	Driver  string `json:"driver"`
+	Volumes int    `json:"volumes"`
+	// Provisioned is the sum of the volumes' sizes, checked against
+	// Capacity when a volume is created.
+	Provisioned int64 `json:"provisioned"`
+	Capacity    int64 `json:"capacity"`
+	// Used is what the volumes really take: allocated blocks of the images
+	// (loop), the whole devices (block).
+	Used int64 `json:"used"`
+	// Free is the free space of the pool directory's filesystem (loop).
+	Free int64 `json:"free,omitempty"`
+}
+
+// Pools reports every pool's usage, by pool name.
+func (m *Manager) Pools() ([]PoolUsage, error) {
+	vols, err := m.j.volumes()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m.cfg.Pools))
+	for n := range m.cfg.Pools {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]PoolUsage, 0, len(names))
+	for _, n := range names {
+		pool := m.cfg.Pools[n]
+		u := PoolUsage{Pool: n, Driver: pool.Driver}
+		if u.Capacity, err = m.capacity(pool); err != nil {
+			return nil, err
+		}
+		if pool.Driver == config.DriverLoop {
+			if fs, err := statPoolFS(m.cfg.PoolDirectory(n)); err == nil {
+				u.Free = fs.free
+			}
+		}
+		for _, v := range vols {
+			if v.Pool != n {
+				continue
+			}
+			u.Volumes++
+			u.Provisioned += v.Size
+			used, _ := m.Used(v) // an image gone missing takes no space
+			u.Used += used
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Used is what a volume really takes: the allocated blocks of its image
+// (loop), its whole device (block).
+func (m *Manager) Used(rec VolumeRecord) (int64, error) {
+	if rec.Driver != config.DriverLoop {
+		return rec.Size, nil
+	}
+	return allocated(rec.Backing)
+}
