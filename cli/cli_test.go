@@ -234,3 +234,11 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Fatalf("help: %v", err)
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 1023: "1023", 1024: "1Ki", 1536: "1.5Ki", 256 << 20: "256Mi", 3<<30 + 1<<29: "3.5Gi"} {
+		if got := human(n); got != want {
+			t.Errorf("human(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

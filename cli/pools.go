@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-
-	"github.com/mooring-dev/mooring/annotations"
 )
 
 // pools lists each pool's provisioned bytes against its capacity and what
@@ -27,10 +25,9 @@ func (e *env) pools(args []string) error {
 		for i, u := range usage {
 			free := "-"
 			if u.Driver == "loop" {
-				free = annotations.Size(u.Free).String()
+				free = human(u.Free)
 			}
-			rows[i] = []string{u.Pool, u.Driver, strconv.Itoa(u.Volumes), annotations.Size(u.Provisioned).String(),
-				annotations.Size(u.Capacity).String(), annotations.Size(u.Used).String(), free}
+			rows[i] = []string{u.Pool, u.Driver, strconv.Itoa(u.Volumes), human(u.Provisioned), human(u.Capacity), human(u.Used), free}
 		}
 		table(w, []string{"POOL", "DRIVER", "VOLUMES", "PROVISIONED", "CAPACITY", "USED", "FREE"}, rows)
 	})

@@ -122,7 +122,7 @@ func (e *env) volumeList(args []string) error {
 	return e.print(shown, func(w io.Writer) {
 		rows := make([][]string, len(shown))
 		for i, v := range shown {
-			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), annotations.Size(v.Used).String(), v.FS,
+			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), human(v.Used), v.FS,
 				strconv.FormatBool(v.Formatted), strconv.Itoa(len(v.Attachments)), age(v.Created)}
 		}
 		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "USED", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
