@@ -211,3 +211,23 @@ func TestCapacityIsRaceFree(t *testing.T) {
 		t.Fatalf("%d creates succeeded, %d volumes; a 3Gi pool holds 3 of 1Gi", ok, len(vols))
 	}
 }
+
+// TestUnsafePoolDirectoryRefused: a pool directory others can write is
+// refused before an image is made, with the path and the fix.
+func TestUnsafePoolDirectoryRefused(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chmod(dir, 0o777))
+	m := policyManager(t, fmt.Sprintf("[pools.default]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n", dir))
+	_, err := m.Create(context.Background(), "default", req("v", "/v"))
+	if err == nil || !strings.Contains(err.Error(), "pool directory "+dir+": writable by group or others (mode 0777); chmod go-w "+dir) {
+		t.Fatalf("create in a world-writable pool dir: %v", err)
+	}
+	assertNoFiles(t, dir)
+	assertNoFiles(t, m.cfg.StateDir)
+}
