@@ -88,6 +88,40 @@ func TestRootPoolFull(t *testing.T) {
 	}
 }
 
+// TestRootFullPoolRefusesToStage: a loop volume whose sparse image could
+// still grow is not staged while its pool's filesystem is nearly full (the
+// container's writes would turn into I/O errors); it is again once there
+// is room. The admin overcommitted the pool on purpose (capacity).
+func TestRootFullPoolRefusesToStage(t *testing.T) {
+	dev := testLoop(t, 128<<20)
+	mustRun(t, "mkfs.ext4", "-q", "-m", "0", dev)
+	poolDir := t.TempDir()
+	mustRun(t, "mount", dev, poolDir)
+	t.Cleanup(func() { exec.Command("umount", "-l", poolDir).Run() })
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\ncapacity = \"1Gi\"\n", poolDir))
+	r := Request{Name: "thin", Target: "/d", Pool: "small", Size: 96 << 20}
+	mustAcquire(t, m, owner("a"), r)
+	mustRelease(t, m, "a")
+
+	filler := filepath.Join(poolDir, "filler")
+	f, err := os.OpenFile(filler, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(f, zeroReader{}) // until ENOSPC
+	f.Close()
+	_, err = m.Acquire(context.Background(), owner("b"), []Request{r})
+	if !errors.Is(err, devices.ErrNoSpace) || !strings.Contains(err.Error(), "free") {
+		t.Fatalf("staging into a full pool: %v, want ErrNoSpace", err)
+	}
+	assertNothingStaged(t, m)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, m, owner("c"), r)
+	mustRelease(t, m, "c")
+}
+
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {
