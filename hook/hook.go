@@ -18,6 +18,7 @@ import (
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/internal/failpoint"
 	"github.com/mooring-dev/mooring/internal/harden"
 	"github.com/mooring-dev/mooring/internal/logging"
 	"github.com/mooring-dev/mooring/internal/nsmount"
@@ -40,7 +41,7 @@ const maxSpecBytes = 4 << 20
 // Run runs one hook stage: args are the stage and optionally
 // --config PATH.
 func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
-	if err := harden.Process(config.EnvPath, "MOORING_FAILPOINT"); err != nil {
+	if err := harden.Process(append([]string{config.EnvPath}, failpoint.Env()...)...); err != nil {
 		return err
 	}
 	stage, configPath, err := parseArgs(args)
