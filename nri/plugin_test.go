@@ -44,6 +44,7 @@ run_dir = %q
 driver = "loop"
 directory = %q
 default_size = "64Mi"
+tenants = ["*"]
 [pools.restricted]
 driver = "loop"
 directory = %q
