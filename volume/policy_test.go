@@ -54,8 +54,9 @@ tenants = ["*"]
 devices = ["/dev/fake0", "/dev/fake1", "/dev/fake2", "/dev/fake3"]
 `
 
-// assertNoFiles fails when anything but directories exists under dir: a
-// refused request must leave no lock file, record or image behind.
+// assertNoFiles fails when anything exists under dir but empty
+// directories: a refused request must leave no lock file, record or image
+// behind.
 func assertNoFiles(t *testing.T, dir string) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -75,6 +76,14 @@ func assertNoFiles(t *testing.T, dir string) {
 	}
 }
 
+// assertAbsent fails when dir exists.
+func assertAbsent(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s exists (%v); a refused request must not create it", dir, err)
+	}
+}
+
 // TestRefusedRequestsLeaveNothing asks for 50 volumes the policy refuses
 // (a pool the tenant may not use, a pool that does not create on demand,
 // an unknown pool, a filesystem the pool does not allow, a pool at its
@@ -84,8 +93,8 @@ func TestRefusedRequestsLeaveNothing(t *testing.T) {
 	ctx := context.Background()
 	pools := []string{"team-a", "fixed", "nope"}
 	defer func() {
-		assertNoFiles(t, m.cfg.RunDir)
-		assertNoFiles(t, m.cfg.StateDir)
+		assertAbsent(t, m.cfg.RunDir)
+		assertAbsent(t, m.cfg.StateDir)
 	}()
 	full := policyManager(t, quotaPools)
 	for i := range 50 {
@@ -98,8 +107,8 @@ func TestRefusedRequestsLeaveNothing(t *testing.T) {
 			t.Fatalf("request %d (%+v) was not refused", i, r)
 		}
 	}
-	assertNoFiles(t, full.cfg.RunDir)
-	assertNoFiles(t, full.cfg.StateDir)
+	assertAbsent(t, full.cfg.RunDir)
+	assertAbsent(t, full.cfg.StateDir)
 	for i := range 50 {
 		r := req(fmt.Sprintf("refused%d", i), "/d")
 		r.Pool = pools[i%len(pools)]
@@ -209,6 +218,12 @@ func TestCapacityIsRaceFree(t *testing.T) {
 	vols, _ := m.Volumes()
 	if ok != 3 || len(vols) != 3 {
 		t.Fatalf("%d creates succeeded, %d volumes; a 3Gi pool holds 3 of 1Gi", ok, len(vols))
+	}
+	// Creates refused under the lock (their pre-check passed) drop their
+	// lock files too.
+	locks, _ := filepath.Glob(filepath.Join(m.cfg.RunDir, "locks", "default_*.lock"))
+	if len(locks) != 3 {
+		t.Fatalf("volume lock files %v, want one per volume", locks)
 	}
 }
 
