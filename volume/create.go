@@ -22,7 +22,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 	if err := validKey(tenant, req.Name); err != nil {
 		return VolumeRecord{}, err
 	}
-	if err := m.planCreate(tenant, req); err != nil {
+	if _, err := m.planCreate(tenant, req); err != nil {
 		return VolumeRecord{}, err
 	}
 	lock, err := m.lockVolume(ctx, tenant, req.Name)
@@ -30,27 +30,24 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 		return VolumeRecord{}, err
 	}
 	defer lock.Unlock()
-	if err := m.planCreate(tenant, req); err != nil {
-		return VolumeRecord{}, err
-	}
-	pool, err := m.poolFor(tenant, req.Pool)
+	pool, err := m.planCreate(tenant, req)
 	if err != nil {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
+		return VolumeRecord{}, err
 	}
 	return m.createVolume(ctx, tenant, req, pool)
 }
 
-// planCreate refuses a Create the policy does not allow or whose volume
-// exists.
-func (m *Manager) planCreate(tenant string, req Request) error {
-	_, _, exists, err := m.plan(tenant, req, false)
+// planCreate returns the pool of a new volume, refusing a Create the
+// policy does not allow or whose volume exists.
+func (m *Manager) planCreate(tenant string, req Request) (config.Pool, error) {
+	_, pool, exists, err := m.plan(tenant, req, false)
 	switch {
 	case exists:
-		return fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
+		return config.Pool{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
 	case err != nil:
-		return fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
+		return config.Pool{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
 	}
-	return nil
+	return pool, nil
 }
 
 // poolFor returns the pool a tenant asks for (empty: the default pool),
