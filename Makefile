@@ -9,6 +9,9 @@ BINARIES   := $(patsubst cmd/%/main.go,%,$(wildcard cmd/*/main.go))
 LDFLAGS    := -s -w -X github.com/mooring-dev/mooring/internal/version.Version=$(VERSION)
 GO_BUILD   := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME   ?= 30s
+# Tests build with failpoints (crash tests need them); release binaries never
+# do, and every built binary is checked for them.
+TEST_TAGS  := -tags failpoints
 BENCHTIME  ?= 20x
 HOOKS_DIR  := $(PREFIX)/share/containers/oci/hooks.d
 UDEV_RULES_DIR ?= /etc/udev/rules.d
@@ -24,6 +27,8 @@ build: $(addprefix bin/,$(BINARIES))
 bin/%: FORCE
 	@echo "build: $@"
 	@$(GO_BUILD) -o $@ ./cmd/$*
+	@if grep -q MOORING_FAILPOINT $@ || go version -m $@ | grep -q 'tags=.*failpoints'; then \
+		echo "build: $@ contains failpoint code; release binaries are built without -tags failpoints"; rm -f $@; exit 1; fi
 
 FORCE:
 
@@ -35,12 +40,12 @@ tools: prereqs
 
 test: prereqs tools lint
 	@echo "test: unit, root and integration tests (real loop devices, runc, podman, docker, containerd)"
-	go test -count=1 -timeout 45m ./...
+	go test $(TEST_TAGS) -count=1 -timeout 45m ./...
 	@echo "test: every fuzz target for 50000 executions (tenant input parsers, config.json rewriter)"
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 test-unit:
-	go test -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/
+	go test $(TEST_TAGS) -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/
 
 bench: prereqs tools
 	@echo "bench: core, devices and container start (ratios in one run)"
@@ -48,9 +53,9 @@ bench: prereqs tools
 
 fuzz:
 	@for pkg in $$(go list ./...); do \
-		for target in $$(go test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+		for target in $$(go test $(TEST_TAGS) -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
-			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			go test $(TEST_TAGS) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
 

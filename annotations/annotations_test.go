@@ -92,8 +92,15 @@ func TestFromAnnotationsRefuses(t *testing.T) {
 		{"proc", `[{name: a, target: /proc}]`, "must not be /proc or below it"},
 		{"below sys", `[{name: a, target: /sys/fs/cgroup}]`, "must not be /sys or below it"},
 		{"dev", `[{name: a, target: /dev/shm}]`, "must not be /dev or below it"},
-		{"control char", "[{name: a, target: \"/a\\x01\"}]", "control character"},
-		{"raw control char", "[{name: a, target: /a\x07}]", "control character"},
+		{"control char", "[{name: a, target: \"/a\\x01\"}]", "control or invisible character U+00"},
+		{"raw control char", "[{name: a, target: /a\x07}]", "control or invisible character U+00"},
+		{"bidi override in target", "[{name: a, target: \"/data\\u202egpj.exe\"}]", "U+202E"},
+		{"raw bidi in target", "[{name: a, target: /data\u202egpj}]", "U+202E"},
+		{"bidi isolate in target", "[{name: a, target: \"/a\\u2066b\"}]", "U+2066"},
+		{"zero width space in target", "[{name: a, target: \"/a\\u200bb\"}]", "U+200B"},
+		{"bidi in name", "[{name: \"a\\u202e\", target: /a}]", "name"},
+		{"second document", "[{name: a, target: /a}]\n---\n[{name: b, target: /proc}]", "more than one YAML document"},
+		{"empty second document", "[{name: a, target: /a}]\n---\n", "more than one YAML document"},
 		{"bad pool", `[{name: a, target: /a, pool: ../x}]`, `pool "../x"`},
 		{"zero size", `[{name: a, target: /a, size: 0}]`, "size: must be more than zero"},
 		{"negative size", `[{name: a, target: /a, size: -1}]`, "size"},
@@ -179,6 +186,11 @@ func FuzzParse(f *testing.F) {
 		"- name: a\n  target: /a\n",
 		`[{name: a, target: /a}, {name: b, target: /a/b}]`,
 		`&a [*a]`,
+		"[{name: a, target: /a}]\n---\n[{name: b, target: /b}]",
+		"[{name: a, target: /a}]\n...\n",
+		"[{name: a, target: \"/a\\u202eb\"}]",
+		"[{name: a, target: /a\u2067b}]",
+		"- name: a\n  target: |\n    /a\n    ---\n",
 	} {
 		f.Add(s)
 	}
@@ -204,6 +216,8 @@ func FuzzParse(f *testing.F) {
 func FuzzFromAnnotations(f *testing.F) {
 	f.Add(KeyContainerPrefix+"db", "db", `[{name: a, target: /a}]`)
 	f.Add(KeyPod, "", `[{name: a, target: /proc}]`)
+	f.Add(Key, "", "[{name: a, target: /a}]\n---\n[{name: a, target: /proc}]")
+	f.Add(Key, "", "[{name: a, target: \"/\\u202eatad\"}]")
 	f.Fuzz(func(t *testing.T, key, container, value string) {
 		vols, err := FromAnnotations(map[string]string{key: value}, container)
 		if err != nil && vols != nil {

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
+	goyaml "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,8 +55,12 @@ func Parse(value string) ([]Volume, error) {
 	if len(value) > MaxValueBytes {
 		return nil, fmt.Errorf("value is %d bytes, more than the limit of %d", len(value), MaxValueBytes)
 	}
-	if i := strings.IndexFunc(value, isControl); i >= 0 {
-		return nil, fmt.Errorf("value has a control character at byte %d", i)
+	if i := strings.IndexFunc(value, func(r rune) bool { return r != '\n' && r != '\t' && invisible(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(value[i:])
+		return nil, fmt.Errorf("value has a control or invisible character %U at byte %d", r, i)
+	}
+	if err := oneDocument(value); err != nil {
+		return nil, err
 	}
 	js, err := yaml.YAMLToJSONStrict([]byte(value))
 	if err != nil {
@@ -130,8 +138,28 @@ func quotedName(n string) string {
 	return fmt.Sprintf(" (%q)", n)
 }
 
-func isControl(r rune) bool {
-	return (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029
+// invisible reports characters that do not show as themselves: controls
+// (C0, DEL, C1), line and paragraph separators, and format characters
+// (Unicode Cf: bidi overrides and isolates such as U+202E, zero-width
+// spaces, BOM) that make a path read differently from what it is.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == 0x2028 || r == 0x2029
+}
+
+// oneDocument refuses a value with a second YAML document: the parser
+// reads only the first, and whatever follows must not pass unseen. It
+// uses the decoder the parser is built on, so both agree on where a
+// document ends.
+func oneDocument(value string) error {
+	dec := goyaml.NewDecoder(strings.NewReader(value))
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil // no document or not YAML: the strict parse says which
+	}
+	if err := dec.Decode(&doc); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document (---): want one list")
+	}
+	return nil
 }
 
 func oneLine(err error) string {

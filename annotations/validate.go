@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -59,8 +60,9 @@ func checkTarget(t string) error {
 		return errors.New("target: missing")
 	case len(t) > maxTargetBytes:
 		return fmt.Errorf("target: longer than %d bytes", maxTargetBytes)
-	case strings.ContainsFunc(t, isControl) || strings.ContainsAny(t, "\n\t"):
-		return fmt.Errorf("target %q: has a control character", limit(t))
+	case strings.ContainsFunc(t, invisible):
+		r, _ := utf8.DecodeRuneInString(t[strings.IndexFunc(t, invisible):])
+		return fmt.Errorf("target %q: has a control or invisible character %U", limit(t), r)
 	case !path.IsAbs(t):
 		return fmt.Errorf("target %q: must be an absolute path", limit(t))
 	case slices.Contains(strings.Split(t, "/"), ".."):

@@ -27,6 +27,7 @@ Commands:
   volume ls [--tenant T]
   volume inspect [TENANT/]NAME
   volume rm [--tenant T] [TENANT/]NAME   refuses while the volume is attached
+  pools ls                         provisioned vs capacity vs really used
   attachments ls
   gc                               release claims of containers that are gone
   doctor                           check loop support, fs tools and runtimes
@@ -67,6 +68,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "volume", "volumes":
 		return e.volume(rest)
+	case "pools", "pool":
+		return e.pools(rest)
 	case "attachments":
 		if len(rest) > 0 && rest[0] != "ls" {
 			return fmt.Errorf("%w: attachments ls", ErrUsage)

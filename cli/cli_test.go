@@ -27,6 +27,7 @@ driver = "loop"
 directory = %q
 max_size = "1Gi"
 default_size = "64Mi"
+tenants = ["*"]
 [pools.team]
 driver = "loop"
 directory = %q
@@ -84,6 +85,41 @@ func TestVolumeLifecycle(t *testing.T) {
 	out, _ = run(t, "--config", cfg, "--json", "volume", "ls")
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("after rm: %s", out)
+	}
+}
+
+// TestPoolsLs: pools ls shows provisioned bytes against capacity and what
+// the images really use; volume ls shows each volume's size and use.
+func TestPoolsLs(t *testing.T) {
+	cfg := scratch(t)
+	for _, name := range []string{"a", "b"} {
+		if _, err := run(t, "--config", cfg, "volume", "create", name, "--size", "128Mi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run(t, "--config", cfg, "--json", "pools", "ls")
+	var pools []struct {
+		Pool                              string
+		Volumes                           int
+		Provisioned, Capacity, Used, Free int64
+	}
+	if err != nil || json.Unmarshal([]byte(out), &pools) != nil || len(pools) != 3 {
+		t.Fatalf("pools ls --json: %v\n%s", err, out)
+	}
+	p := pools[0]
+	if p.Pool != "default" || p.Volumes != 2 || p.Provisioned != 256<<20 || p.Capacity <= p.Provisioned || p.Used >= p.Provisioned || p.Free <= 0 {
+		t.Fatalf("default pool: %+v", p)
+	}
+	out, err = run(t, "--config", cfg, "pools", "ls")
+	if err != nil || !strings.Contains(out, "PROVISIONED") || !strings.Contains(out, "256Mi") {
+		t.Fatalf("pools ls:\n%s", out)
+	}
+	out, err = run(t, "--config", cfg, "volume", "ls")
+	if err != nil || !strings.Contains(out, "USED") {
+		t.Fatalf("volume ls:\n%s", out)
+	}
+	if _, err := run(t, "--config", cfg, "pools", "rm"); err == nil {
+		t.Fatal("pools rm accepted")
 	}
 }
 
@@ -226,5 +262,13 @@ func TestVolumeCleanupByTenant(t *testing.T) {
 	out, _ = run(t, "--config", cfg, "--json", "volume", "ls")
 	if err := json.Unmarshal([]byte(out), &vols); err != nil || len(vols) != 1 || vols[0].Tenant != "other" {
 		t.Fatalf("after rm: %s", out)
+	}
+}
+
+func TestHuman(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 1023: "1023", 1024: "1Ki", 1536: "1.5Ki", 256 << 20: "256Mi", 3<<30 + 1<<29: "3.5Gi"} {
+		if got := human(n); got != want {
+			t.Errorf("human(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

@@ -71,6 +71,9 @@ func (e *env) volumeCreate(args []string) error {
 // volumeView is a volume with who uses it, for ls and inspect.
 type volumeView struct {
 	volume.VolumeRecord
+	// Used is what the volume really takes on disk (allocated blocks of a
+	// sparse image); Size is what it was provisioned.
+	Used        int64               `json:"used"`
 	Attachments []volume.Attachment `json:"attachments"`
 }
 
@@ -89,7 +92,8 @@ func (e *env) volumeViews() ([]volumeView, *volume.Manager, error) {
 	}
 	views := make([]volumeView, len(vols))
 	for i, v := range vols {
-		views[i] = volumeView{VolumeRecord: v, Attachments: []volume.Attachment{}}
+		used, _ := m.Used(v) // an image gone missing takes no space
+		views[i] = volumeView{VolumeRecord: v, Used: used, Attachments: []volume.Attachment{}}
 		for _, a := range atts {
 			if a.VolumeID == v.ID {
 				views[i].Attachments = append(views[i].Attachments, a)
@@ -118,10 +122,10 @@ func (e *env) volumeList(args []string) error {
 	return e.print(shown, func(w io.Writer) {
 		rows := make([][]string, len(shown))
 		for i, v := range shown {
-			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), v.FS,
+			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), human(v.Used), v.FS,
 				strconv.FormatBool(v.Formatted), strconv.Itoa(len(v.Attachments)), age(v.Created)}
 		}
-		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
+		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "USED", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
 	})
 }
 

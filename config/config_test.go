@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,12 @@ func TestParseRefuses(t *testing.T) {
 		{"default over max", pool + "default_size = \"2Gi\"\nmax_size = \"1Gi\"", "larger than max_size"},
 		{"bad fs", pool + `default_fs = "zfs"`, `default_fs "zfs"`},
 		{"bad tenant in pool", pool + `tenants = ["Team A"]`, "tenants"},
+		{"unknown fs allowed", pool + `filesystems = ["zfs"]`, `filesystems: "zfs" must be one of`},
+		{"default fs not allowed", pool + `filesystems = ["xfs"]`, `default_fs "ext4": must be one of xfs`},
+		{"bad capacity", pool + `capacity = "lots"`, "capacity"},
+		{"zero max volumes", pool + `max_volumes = 0`, "max_volumes 0: must be more than zero"},
+		{"bad global max bytes", `max_bytes = "-1"` + pool, "max_bytes"},
+		{"device in two pools", "[pools.default]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]\n[pools.other]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]", `/dev/vdb is also listed in pool "default"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.toml))
@@ -105,6 +112,78 @@ func TestParseRefuses(t *testing.T) {
 				t.Fatalf("error is not one line: %q", err)
 			}
 		})
+	}
+}
+
+// TestParseQuotas checks capacity, filesystems and the per-tenant limits:
+// a pool's keys override the top-level defaults, and a block pool shared
+// by several tenants gives each one device unless the admin says more.
+func TestParseQuotas(t *testing.T) {
+	c, err := Parse([]byte(`
+max_volumes = 10
+max_bytes = "100Gi"
+[pools.default]
+driver = "loop"
+capacity = "500Gi"
+filesystems = ["ext4"]
+max_volumes = 3
+[pools.plain]
+driver = "loop"
+[pools.shared]
+driver = "block"
+devices = ["/dev/vdb", "/dev/vdc"]
+[pools.mine]
+driver = "block"
+devices = ["/dev/vdd", "/dev/vde"]
+tenants = ["team-a"]
+max_bytes = "1Ti"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pool     string
+		capacity int64
+		fs       []string
+		volumes  int
+		bytes    int64
+	}{
+		{"default", 500 << 30, []string{"ext4"}, 3, 100 << 30},
+		{"plain", 0, []string{"ext4", "xfs", "btrfs"}, 10, 100 << 30},
+		{"shared", 0, []string{"ext4", "xfs", "btrfs"}, 1, 100 << 30},
+		{"mine", 0, []string{"ext4", "xfs", "btrfs"}, 10, 1 << 40},
+	} {
+		p, _ := c.Pool(tc.pool)
+		if p.Capacity != tc.capacity || !slices.Equal(p.Filesystems, tc.fs) || p.MaxVolumes != tc.volumes || p.MaxBytes != tc.bytes {
+			t.Errorf("pool %s: capacity %d fs %v max_volumes %d max_bytes %d; want %+v", tc.pool, p.Capacity, p.Filesystems, p.MaxVolumes, p.MaxBytes, tc)
+		}
+	}
+	shared, _ := Parse([]byte("[pools.default]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]\n"))
+	if p, _ := shared.Pool(""); p.MaxVolumes != 1 {
+		t.Errorf("a shared block pool without limits gives a tenant %d devices, want 1", p.MaxVolumes)
+	}
+}
+
+// TestCreateOnDemandDefault: a pool creates volumes on demand by default
+// only when the admin listed its tenants.
+func TestCreateOnDemandDefault(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  bool
+	}{
+		{"", false},
+		{`tenants = ["*"]`, true},
+		{`tenants = ["team-a"]`, true},
+		{"create_on_demand = true", true},
+		{"tenants = [\"team-a\"]\ncreate_on_demand = false", false},
+	} {
+		c, err := Parse([]byte("[pools.default]\ndriver = \"loop\"\n" + tc.extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := c.Pool(""); p.CreateOnDemand != tc.want {
+			t.Errorf("%q: create_on_demand %v, want %v", tc.extra, p.CreateOnDemand, tc.want)
+		}
 	}
 }
 
@@ -140,6 +219,7 @@ func TestLoad(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(string(DefaultTOML()))
 	f.Add("[pools.a]\ndriver = \"block\"\ndevices = [\"/dev/x\"]")
+	f.Add("max_volumes = 2\n[pools.default]\ndriver = \"loop\"\ncapacity = \"1Ti\"\nfilesystems = [\"xfs\"]\ndefault_fs = \"xfs\"\nmax_bytes = \"5Gi\"")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := Parse([]byte(s))
 		if err != nil {

@@ -43,6 +43,8 @@ type file struct {
 	AllowEnvRequests bool                `toml:"allow_env_requests"`
 	EnvTenant        string              `toml:"env_tenant"`
 	Runtimes         []string            `toml:"runtimes"`
+	MaxVolumes       *int                `toml:"max_volumes"`
+	MaxBytes         string              `toml:"max_bytes"`
 	Pools            map[string]poolFile `toml:"pools"`
 }
 
@@ -55,6 +57,17 @@ type poolFile struct {
 	DefaultFS      string   `toml:"default_fs"`
 	CreateOnDemand *bool    `toml:"create_on_demand"`
 	Tenants        []string `toml:"tenants"`
+	Filesystems    []string `toml:"filesystems"`
+	Capacity       string   `toml:"capacity"`
+	MaxVolumes     *int     `toml:"max_volumes"`
+	MaxBytes       string   `toml:"max_bytes"`
+}
+
+// quota is a per-tenant limit as written; the pool's keys override the
+// top-level defaults.
+type quota struct {
+	volumes *int
+	bytes   string
 }
 
 // Defaults for pool fields the admin leaves out.
@@ -119,15 +132,26 @@ func (f file) validate() (*Config, error) {
 			return nil, fmt.Errorf("config: runtimes: %q must be an absolute path or a program name", r)
 		}
 	}
+	global := quota{volumes: f.MaxVolumes, bytes: f.MaxBytes}
+	if _, err := global.resolve(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	names := make([]string, 0, len(f.Pools))
 	for name := range f.Pools {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	listedIn := map[string]string{}
 	for _, name := range names {
-		p, err := f.Pools[name].validate(name)
+		p, err := f.Pools[name].validate(name, global)
 		if err != nil {
 			return nil, fmt.Errorf("config: pools.%s: %w", name, err)
+		}
+		for _, d := range p.Devices {
+			if other, ok := listedIn[d]; ok {
+				return nil, fmt.Errorf("config: pools.%s: devices: %s is also listed in pool %q (a device belongs to one pool)", name, d, other)
+			}
+			listedIn[d] = name
 		}
 		c.Pools[name] = p
 	}
@@ -137,21 +161,31 @@ func (f file) validate() (*Config, error) {
 	return c, nil
 }
 
-func (pf poolFile) validate(name string) (Pool, error) {
+func (pf poolFile) validate(name string, global quota) (Pool, error) {
 	if !label.MatchString(name) {
 		return Pool{}, fmt.Errorf("pool name must be a DNS label (a-z, 0-9, -)")
 	}
 	p := Pool{
-		Name:           name,
-		Driver:         pf.Driver,
-		Directory:      pf.Directory,
-		Devices:        pf.Devices,
-		DefaultFS:      orDefault(pf.DefaultFS, defaultFS),
-		CreateOnDemand: pf.CreateOnDemand == nil || *pf.CreateOnDemand,
-		Tenants:        pf.Tenants,
+		Name:        name,
+		Driver:      pf.Driver,
+		Directory:   pf.Directory,
+		Devices:     pf.Devices,
+		DefaultFS:   orDefault(pf.DefaultFS, defaultFS),
+		Tenants:     pf.Tenants,
+		Filesystems: pf.Filesystems,
+	}
+	// Creating on demand lets every admitted tenant make volumes by naming
+	// them: on by default only where the admin said who the tenants are
+	// (docs/config.md).
+	p.CreateOnDemand = len(pf.Tenants) > 0
+	if pf.CreateOnDemand != nil {
+		p.CreateOnDemand = *pf.CreateOnDemand
 	}
 	if len(p.Tenants) == 0 {
 		p.Tenants = []string{AnyTenant}
+	}
+	if len(p.Filesystems) == 0 {
+		p.Filesystems = fsTypes
 	}
 	switch p.Driver {
 	case DriverLoop:
@@ -190,15 +224,69 @@ func (pf poolFile) validate(name string) (Pool, error) {
 	if p.DefaultSize > p.MaxSize {
 		return Pool{}, fmt.Errorf("default_size %s is larger than max_size %s", pf.DefaultSize, annotations.Size(p.MaxSize))
 	}
-	if !slices.Contains(fsTypes, p.DefaultFS) {
-		return Pool{}, fmt.Errorf("default_fs %q: must be one of %s", p.DefaultFS, strings.Join(fsTypes, ", "))
+	for _, fs := range p.Filesystems {
+		if !slices.Contains(fsTypes, fs) {
+			return Pool{}, fmt.Errorf("filesystems: %q must be one of %s", fs, strings.Join(fsTypes, ", "))
+		}
 	}
+	if !slices.Contains(p.Filesystems, p.DefaultFS) {
+		return Pool{}, fmt.Errorf("default_fs %q: must be one of %s", p.DefaultFS, strings.Join(p.Filesystems, ", "))
+	}
+	if pf.Capacity != "" {
+		if p.Capacity, err = size("capacity", pf.Capacity, 0); err != nil {
+			return Pool{}, err
+		}
+	}
+	q := quota{volumes: pf.MaxVolumes, bytes: pf.MaxBytes}
+	if q.volumes == nil && p.Driver == DriverBlock && p.shared() {
+		// A tenant of a shared block pool must not take every listed
+		// device by naming volumes; only the pool's own key raises this.
+		one := 1
+		q.volumes = &one
+	}
+	lim, err := q.or(global).resolve()
+	if err != nil {
+		return Pool{}, err
+	}
+	p.MaxVolumes, p.MaxBytes = lim.volumes, lim.bytes
 	for _, t := range p.Tenants {
 		if t != AnyTenant && !label.MatchString(t) {
 			return Pool{}, fmt.Errorf("tenants: %q must be %q or a DNS label (a Kubernetes namespace)", t, AnyTenant)
 		}
 	}
 	return p, nil
+}
+
+// or fills the limits q leaves unset from def.
+func (q quota) or(def quota) quota {
+	if q.volumes == nil {
+		q.volumes = def.volumes
+	}
+	if q.bytes == "" {
+		q.bytes = def.bytes
+	}
+	return q
+}
+
+// limits are a resolved quota; zero means no limit.
+type limits struct {
+	volumes int
+	bytes   int64
+}
+
+func (q quota) resolve() (limits, error) {
+	var l limits
+	if q.volumes != nil {
+		if *q.volumes <= 0 {
+			return limits{}, fmt.Errorf("max_volumes %d: must be more than zero (leave it out for no limit)", *q.volumes)
+		}
+		l.volumes = *q.volumes
+	}
+	var err error
+	if l.bytes, err = size("max_bytes", q.bytes, 0); err != nil {
+		return limits{}, err
+	}
+	return l, nil
 }
 
 func size(key, value string, def int64) (int64, error) {

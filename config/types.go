@@ -70,4 +70,18 @@ type Pool struct {
 	CreateOnDemand bool
 	// Tenants that may use the pool; AnyTenant allows all.
 	Tenants []string
+	// Filesystems a volume of this pool may be made with; DefaultFS is
+	// one of them.
+	Filesystems []string
+	// Capacity bounds the sum of the sizes of the pool's volumes, in
+	// bytes; 0 means the size of the pool directory's filesystem minus
+	// its reserve (loop) or the sum of the devices' sizes (block).
+	Capacity int64
+	// MaxVolumes and MaxBytes bound what one tenant holds in this pool
+	// (count and sum of sizes); 0 means no limit.
+	MaxVolumes int
+	MaxBytes   int64
 }
+
+// shared reports whether more than one tenant may use the pool.
+func (p Pool) shared() bool { return len(p.Tenants) > 1 || p.Allows(AnyTenant) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/internal/testenv"
 )
@@ -81,6 +82,55 @@ func TestLoopAttachListDetach(t *testing.T) {
 	waitGone(t, tag)
 	if err := loops.Detach(context.Background(), l.Path(), tag); err != nil {
 		t.Fatalf("detaching a gone device must succeed: %v", err)
+	}
+}
+
+// TestLoopRefusesUnsafeBacking: a backing file or pool directory another
+// user could change (owned by someone else, group/other-writable) or a
+// backing file that is not a regular file is refused before anything is
+// attached, with one line naming the path and the fix.
+func TestLoopRefusesUnsafeBacking(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir, img string)
+		want  string
+	}{
+		{"image writable by others", func(t *testing.T, dir, img string) { must(t, os.Chmod(img, 0o666)) }, "writable by group or others (mode 0666); chmod go-w " + "IMG"},
+		{"image owned by a user", func(t *testing.T, dir, img string) { must(t, os.Chown(img, 1000, 1000)) }, "owned by uid 1000, not by uid 0 that mooring runs as; chown 0 IMG"},
+		{"image is a fifo", func(t *testing.T, dir, img string) {
+			must(t, os.Remove(img))
+			must(t, unix.Mkfifo(img, 0o600))
+		}, "not a regular file"},
+		{"pool dir writable by others", func(t *testing.T, dir, img string) { must(t, os.Chmod(dir, 0o777)) }, "pool directory DIR: writable by group or others (mode 0777); chmod go-w DIR"},
+		{"pool dir owned by a user", func(t *testing.T, dir, img string) { must(t, os.Chown(dir, 1000, 1000)) }, "pool directory DIR: owned by uid 1000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := image(t, 16<<20)
+			dir := filepath.Dir(img)
+			tc.setup(t, dir, img)
+			tag := testTagPrefix + "unsafe"
+			l, err := NewLoops().Attach(context.Background(), img, tag)
+			if err == nil {
+				l.Close()
+				NewLoops().Detach(context.Background(), l.Path(), tag)
+				t.Fatal("attached")
+			}
+			want := strings.NewReplacer("IMG", img, "DIR", dir).Replace(tc.want)
+			if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %q, want one line containing %q", err, want)
+			}
+			if got := listed(t, tag); len(got) != 0 {
+				t.Fatalf("attached anyway: %+v", got)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -43,11 +43,17 @@ func (d *LoopDevices) Attach(ctx context.Context, backing, tag string) (Loop, er
 	if len(tag) >= unix.LO_NAME_SIZE {
 		return nil, fmt.Errorf("loop tag %q: longer than %d bytes", tag, unix.LO_NAME_SIZE-1)
 	}
+	if err := CheckPoolDir(filepath.Dir(backing)); err != nil {
+		return nil, err
+	}
 	file, err := os.OpenFile(backing, os.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open backing file: %w", err)
 	}
 	defer file.Close()
+	if err := checkPrivate(file, backing, false); err != nil {
+		return nil, err
+	}
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("loop support: %w", err)
@@ -84,6 +90,43 @@ func (d *LoopDevices) Attach(ctx context.Context, backing, tag string) (Loop, er
 		return &loopDevice{path: path, f: dev}, nil
 	}
 	return nil, fmt.Errorf("attach %s: no free loop device after %d tries", backing, maxAttachTries)
+}
+
+// CheckPoolDir refuses a pool directory another user could change: one
+// not owned by the user mooring runs as (root) or writable by group or
+// others, who could swap a tenant's image for a file of their own.
+func CheckPoolDir(dir string) error {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("pool directory: %w", err)
+	}
+	defer f.Close()
+	return checkPrivate(f, dir, true)
+}
+
+// checkPrivate checks the open file f (path, for the message) is ours
+// alone: owned by our user, not group- or other-writable, and a regular
+// file or, with dir, a directory. It looks at the open file, so what it
+// checks is what gets attached.
+func checkPrivate(f *os.File, path string, dir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	kind, want, wantName := "backing file", uint32(unix.S_IFREG), "regular file"
+	if dir {
+		kind, want, wantName = "pool directory", unix.S_IFDIR, "directory"
+	}
+	uid := uint32(os.Geteuid())
+	switch {
+	case st.Mode&unix.S_IFMT != want:
+		return fmt.Errorf("%s %s: not a %s; refusing to attach it", kind, path, wantName)
+	case st.Uid != uid:
+		return fmt.Errorf("%s %s: owned by uid %d, not by uid %d that mooring runs as; chown %d %s", kind, path, st.Uid, uid, uid, path)
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("%s %s: writable by group or others (mode %04o); chmod go-w %s", kind, path, st.Mode&0o7777, path)
+	}
+	return nil
 }
 
 // openLoopNode opens /dev/loopN, creating the node when the host has no

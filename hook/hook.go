@@ -17,6 +17,7 @@ import (
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/internal/failpoint"
 	"github.com/mooring-dev/mooring/internal/harden"
 	"github.com/mooring-dev/mooring/internal/logging"
 	"github.com/mooring-dev/mooring/internal/nsmount"
@@ -41,7 +42,7 @@ const timeout = 2 * time.Minute
 // (hook, or shim in the poststop hook the shim adds: it releases the
 // shim's claims).
 func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Writer) error {
-	if err := harden.Process(config.EnvPath, "MOORING_FAILPOINT"); err != nil {
+	if err := harden.Process(append([]string{config.EnvPath}, failpoint.Env()...)...); err != nil {
 		return err
 	}
 	if len(args) > 0 && args[0] == StageCheckMounts {

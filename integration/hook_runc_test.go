@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,7 +146,16 @@ func TestHookRuncGCAfterLostPoststop(t *testing.T) {
 
 func TestHookRuncRefusesBadRequests(t *testing.T) {
 	e := newHookEnv(t)
+	tight := filepath.Join(t.TempDir(), "tight")
+	if err := os.Mkdir(tight, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.scratch.WriteConfig(fmt.Sprintf("[pools.tight]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\ncapacity = \"100Mi\"\nfilesystems = [\"ext4\"]\n", tight))
 	for _, tc := range []struct{ name, request, want string }{
+		{"fs not allowed", `[{name: data, target: /data, pool: tight, fs: btrfs}]`, `pool "tight" allows only ext4`},
+		{"over capacity", `[{name: data, target: /data, pool: tight, size: 200Mi}]`, "capacity 100Mi"},
+		{"bidi target", `[{name: data, target: "/da\u202eta"}]`, "U+202E"},
+		{"second document", "[{name: data, target: /data}]\n---\n[{name: data, target: /proc}]", "more than one YAML document"},
 		{"malformed", `[{name: data, target: /data`, "not valid YAML"},
 		{"unknown field", `[{name: data, target: /data, device: /dev/sda}]`, `unknown field "device"`},
 		{"unknown pool", `[{name: data, target: /data, pool: gold}]`, `pool "gold": unknown pool`},
@@ -166,6 +176,9 @@ func TestHookRuncRefusesBadRequests(t *testing.T) {
 	}
 	if ids := e.scratch.VolumeIDs(); len(ids) != 0 {
 		t.Errorf("refused requests created volumes %v", ids)
+	}
+	if locks, _ := filepath.Glob(filepath.Join(e.scratch.RunDir, "locks", "*")); len(locks) != 0 {
+		t.Errorf("refused requests left lock files %v", locks)
 	}
 }
 

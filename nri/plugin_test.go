@@ -45,6 +45,7 @@ run_dir = %q
 driver = "loop"
 directory = %q
 default_size = "64Mi"
+tenants = ["*"]
 [pools.restricted]
 driver = "loop"
 directory = %q

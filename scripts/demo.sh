@@ -37,6 +37,7 @@ directory = "$scratch/pool"
 default_size = "256Mi"
 max_size = "1Gi"
 default_fs = "ext4"
+tenants = ["*"]
 TOML
 mkdir -p "$scratch/pool"
 cat "$config"

@@ -90,6 +90,9 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	if err := validKey(owner.Tenant, req.Name); err != nil {
 		return Staged{}, nil, false, err
 	}
+	if _, _, _, err := m.plan(owner.Tenant, req, true); err != nil {
+		return Staged{}, nil, false, err
+	}
 	lock, err := m.lockVolume(ctx, owner.Tenant, req.Name)
 	if err != nil {
 		return Staged{}, nil, false, err
@@ -175,33 +178,18 @@ func deviceOfClaims(claims []Attachment) string {
 }
 
 // ensureVolume returns the volume's record, creating the volume when the
-// pool creates on demand. created says this call made it.
+// pool creates on demand. created says this call made it. Caller holds the
+// volume lock.
 func (m *Manager) ensureVolume(ctx context.Context, tenant string, req Request) (VolumeRecord, bool, error) {
-	rec, err := m.j.readVolume(tenant, req.Name)
-	if errors.Is(err, ErrNotFound) {
-		pool, err := m.poolFor(tenant, req.Pool)
-		if err != nil {
-			return VolumeRecord{}, false, err
-		}
-		if !pool.CreateOnDemand {
-			return VolumeRecord{}, false, fmt.Errorf("%w: %s/%s does not exist and pool %q %w (create it with mooring volume create)", ErrNotFound, tenant, req.Name, pool.Name, ErrNoCreate)
-		}
-		rec, err := m.createVolume(ctx, tenant, req, pool)
-		return rec, err == nil, err
-	}
+	rec, pool, exists, err := m.plan(tenant, req, true)
 	if err != nil {
 		return VolumeRecord{}, false, err
 	}
-	if req.Pool != "" && req.Pool != rec.Pool {
-		return VolumeRecord{}, false, fmt.Errorf("%s exists in pool %q, not %q", rec.Key(), rec.Pool, req.Pool)
+	if exists {
+		return rec, false, m.checkGrowRoom(rec)
 	}
-	if _, err := m.poolFor(tenant, rec.Pool); err != nil {
-		return VolumeRecord{}, false, err
-	}
-	if req.FS != "" && req.FS != rec.FS {
-		return VolumeRecord{}, false, fmt.Errorf("%s has filesystem %s, the request asks for %s", rec.Key(), rec.FS, req.FS)
-	}
-	return rec, false, nil
+	rec, err = m.createVolume(ctx, tenant, req, pool)
+	return rec, err == nil, err
 }
 
 // stage attaches, checks or formats, and mounts the volume at its staging

@@ -12,16 +12,10 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/atomicfile"
 )
-
-// minFreeForCreate is the room a pool directory needs for a new image: the
-// image is sparse, but mkfs writes metadata into it right away, and a pool
-// that cannot hold that must fail here with a clear error, not in mkfs.
-const minFreeForCreate = 32 << 20
 
 // Create makes a volume without attaching it (mooring volume create); it
 // is formatted on first use.
@@ -29,21 +23,32 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 	if err := validKey(tenant, req.Name); err != nil {
 		return VolumeRecord{}, err
 	}
+	if _, err := m.planCreate(tenant, req); err != nil {
+		return VolumeRecord{}, err
+	}
 	lock, err := m.lockVolume(ctx, tenant, req.Name)
 	if err != nil {
 		return VolumeRecord{}, err
 	}
 	defer lock.Unlock()
-	if _, err := m.j.readVolume(tenant, req.Name); err == nil {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
-	} else if !errors.Is(err, ErrNotFound) {
+	pool, err := m.planCreate(tenant, req)
+	if err != nil {
 		return VolumeRecord{}, err
 	}
-	pool, err := m.poolFor(tenant, req.Pool)
-	if err != nil {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
-	}
 	return m.createVolume(ctx, tenant, req, pool)
+}
+
+// planCreate returns the pool of a new volume, refusing a Create the
+// policy does not allow or whose volume exists.
+func (m *Manager) planCreate(tenant string, req Request) (config.Pool, error) {
+	_, pool, exists, err := m.plan(tenant, req, false)
+	switch {
+	case exists:
+		return config.Pool{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
+	case err != nil:
+		return config.Pool{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
+	}
+	return pool, nil
 }
 
 // poolFor returns the pool a tenant asks for (empty: the default pool),
@@ -60,22 +65,14 @@ func (m *Manager) poolFor(tenant, name string) (config.Pool, error) {
 }
 
 // createVolume records a new volume and makes its backing store. The
-// record is written first (journal before step); on failure both go.
-// Caller holds the volume lock.
+// record is written first (journal before step); on failure both go. The
+// pool lock is held from the capacity and quota check to the record, so
+// two creations cannot both take the last room. Caller holds the volume
+// lock.
 func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, pool config.Pool) (VolumeRecord, error) {
-	size := int64(req.Size)
-	if size == 0 {
-		size = pool.DefaultSize
-	}
-	if size <= 0 {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: size must be positive", tenant, req.Name)
-	}
-	if size > pool.MaxSize {
-		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w: %s asked, pool %q allows at most %s", tenant, req.Name, ErrTooLarge, annotations.Size(size), pool.Name, annotations.Size(pool.MaxSize))
-	}
-	fsType := req.FS
-	if fsType == "" {
-		fsType = pool.DefaultFS
+	size, fsType, err := newVolumeSpec(req, pool)
+	if err != nil {
+		return VolumeRecord{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, err)
 	}
 	id, err := newVolumeID()
 	if err != nil {
@@ -85,9 +82,17 @@ func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, 
 		ID: id, Tenant: tenant, Name: req.Name, Pool: pool.Name, Driver: pool.Driver,
 		Size: size, FS: fsType, FSUUID: uuid.NewString(), Created: time.Now().UTC(),
 	}
+	lock, err := m.lockPool(ctx, pool.Name)
+	if err != nil {
+		return VolumeRecord{}, err
+	}
+	defer lock.Unlock()
 	switch pool.Driver {
 	case config.DriverLoop:
 		rec.Backing = filepath.Join(m.cfg.PoolDirectory(pool.Name), id+".img")
+		if err := m.checkRoom(tenant, pool, size); err != nil {
+			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
+		}
 		if err := m.j.writeVolume(rec); err != nil {
 			return VolumeRecord{}, err
 		}
@@ -95,7 +100,10 @@ func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, 
 			return VolumeRecord{}, errors.Join(fmt.Errorf("create %s: %w", rec.Key(), err), m.j.removeVolume(rec))
 		}
 	case config.DriverBlock:
-		if err := m.pickBlockDevice(ctx, pool, &rec); err != nil {
+		if err := m.pickBlockDevice(pool, &rec); err != nil {
+			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
+		}
+		if err := m.checkRoom(tenant, pool, rec.Size); err != nil {
 			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
 		}
 		if err := m.j.writeVolume(rec); err != nil {
@@ -119,12 +127,17 @@ func (m *Manager) createImage(pool config.Pool, path string, size int64) error {
 			return fmt.Errorf("pool %q: %w", pool.Name, err)
 		}
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("pool %q: directory %s: %w", pool.Name, dir, err)
+	if err := devices.CheckPoolDir(dir); err != nil {
+		return fmt.Errorf("pool %q: %w", pool.Name, err)
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < min(size, minFreeForCreate) {
-		return fmt.Errorf("pool %q: %w: %s has %d bytes free", pool.Name, devices.ErrNoSpace, dir, free)
+	space, err := statPoolFS(dir)
+	if err != nil {
+		return fmt.Errorf("pool %q: %w", pool.Name, err)
+	}
+	// The image is sparse, but mkfs writes into it right away and the
+	// tenant after that: a pool that cannot hold it fails here.
+	if err := space.check(pool.Name, size); err != nil {
+		return err
 	}
 	tmp := path + ".partial"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -149,12 +162,8 @@ func noSpace(err error) error {
 }
 
 // pickBlockDevice gives rec the first device of the pool no volume uses.
-func (m *Manager) pickBlockDevice(ctx context.Context, pool config.Pool, rec *VolumeRecord) error {
-	lock, err := m.lockAllocation(ctx)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
+// Caller holds the pool lock (a device belongs to one pool).
+func (m *Manager) pickBlockDevice(pool config.Pool, rec *VolumeRecord) error {
 	all, err := m.j.volumes()
 	if err != nil {
 		return err

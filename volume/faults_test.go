@@ -67,7 +67,7 @@ func TestRootPoolFull(t *testing.T) {
 	poolDir := t.TempDir()
 	mustRun(t, "mount", dev, poolDir)
 	t.Cleanup(func() { exec.Command("umount", "-l", poolDir).Run() })
-	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\n", poolDir))
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n", poolDir))
 	// Fill it.
 	filler, _ := os.Create(filepath.Join(poolDir, "filler"))
 	io.Copy(filler, io.LimitReader(zeroReader{}, 64<<20))
@@ -86,6 +86,40 @@ func TestRootPoolFull(t *testing.T) {
 	if _, err := m.Volume("default", "big"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("record left for the failed volume: %v", err)
 	}
+}
+
+// TestRootFullPoolRefusesToStage: a loop volume whose sparse image could
+// still grow is not staged while its pool's filesystem is nearly full (the
+// container's writes would turn into I/O errors); it is again once there
+// is room. The admin overcommitted the pool on purpose (capacity).
+func TestRootFullPoolRefusesToStage(t *testing.T) {
+	dev := testLoop(t, 128<<20)
+	mustRun(t, "mkfs.ext4", "-q", "-m", "0", dev)
+	poolDir := t.TempDir()
+	mustRun(t, "mount", dev, poolDir)
+	t.Cleanup(func() { exec.Command("umount", "-l", poolDir).Run() })
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.small]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\ncapacity = \"1Gi\"\n", poolDir))
+	r := Request{Name: "thin", Target: "/d", Pool: "small", Size: 96 << 20}
+	mustAcquire(t, m, owner("a"), r)
+	mustRelease(t, m, "a")
+
+	filler := filepath.Join(poolDir, "filler")
+	f, err := os.OpenFile(filler, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(f, zeroReader{}) // until ENOSPC
+	f.Close()
+	_, err = m.Acquire(context.Background(), owner("b"), []Request{r})
+	if !errors.Is(err, devices.ErrNoSpace) || !strings.Contains(err.Error(), "free") {
+		t.Fatalf("staging into a full pool: %v, want ErrNoSpace", err)
+	}
+	assertNothingStaged(t, m)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, m, owner("c"), r)
+	mustRelease(t, m, "c")
 }
 
 type zeroReader struct{}
@@ -138,7 +172,7 @@ func TestRootBlockPool(t *testing.T) {
 	good, foreign := testLoop(t, 256<<20), testLoop(t, 64<<20)
 	mustRun(t, "mkswap", foreign)
 	foreignSum := fileSum(t, foreign)
-	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.disks]\ndriver = \"block\"\ndevices = [%q]\n[pools.dirty]\ndriver = \"block\"\ndevices = [%q]\n", good, foreign))
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.disks]\ndriver = \"block\"\ndevices = [%q]\ntenants = [\"*\"]\n[pools.dirty]\ndriver = \"block\"\ndevices = [%q]\ntenants = [\"*\"]\n", good, foreign))
 
 	st := mustAcquire(t, m, owner("a"), Request{Name: "db", Target: "/db", Pool: "disks", Size: 128 << 20})
 	writeData(t, st[0].Source, "f", "on a block device")

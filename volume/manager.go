@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -65,9 +66,28 @@ func (m *Manager) stagingDir(volumeID string) string {
 
 // lockVolume takes the per-volume lock, keyed by tenant and name because
 // the lock is needed before the volume (and its id) may exist. Tenant and
-// name are DNS labels, so "_" cannot occur in either.
+// name are DNS labels, so "_" cannot occur in either. The lock file of a
+// volume that does not exist when the lock is released is removed: names
+// a tenant asks for and is refused must not pile up files in the run dir.
+// Callers check policy (admit) before they lock.
 func (m *Manager) lockVolume(ctx context.Context, tenant, name string) (*fileLock, error) {
-	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", tenant+"_"+name+".lock"))
+	lock, err := lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", tenant+"_"+name+".lock"))
+	if err != nil {
+		return nil, err
+	}
+	lock.keep = func() bool {
+		_, err := m.j.readVolume(tenant, name)
+		return !errors.Is(err, ErrNotFound)
+	}
+	return lock, nil
+}
+
+// lockPool serializes what changes a pool's accounting: summing the sizes
+// of its volumes and creating one. Taken after a volume lock, never
+// before. Pool names are DNS labels, so "pool." cannot clash with a
+// volume lock (tenant_name) or the allocation lock.
+func (m *Manager) lockPool(ctx context.Context, pool string) (*fileLock, error) {
+	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", "pool."+pool+".lock"))
 }
 
 // lockedRecord locks a volume and reads its record; the caller unlocks.

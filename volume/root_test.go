@@ -222,6 +222,7 @@ func TestRootParallelVolumesAndSharing(t *testing.T) {
 // step of Acquire and Release; Reconcile must then leave no device, mount or record,
 // the data written before must be intact, and the volume must work again.
 func TestRootCrashDuringAcquire(t *testing.T) {
+	testenv.Require(t, failpoint.Enabled, "failpoints compiled in (go test -tags failpoints, as make test does)")
 	m, cfgPath := rootManager(t)
 	st := mustAcquire(t, m, owner("setup"), req("crash", "/data"))
 	writeData(t, st[0].Source, "before", "synced before the crash")
