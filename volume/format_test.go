@@ -54,7 +54,7 @@ func TestCheckOnlyWhenNotClean(t *testing.T) {
 // nothing is written to it.
 func TestRootBlockPoolRefusesUnreadableDevice(t *testing.T) {
 	dev := faultydev.New(t, 64<<20, 1<<20)
-	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.bad]\ndriver = \"block\"\ndevices = [%q]\n", dev.Path))
+	m, _ := rootManagerWith(t, fmt.Sprintf("[pools.bad]\ndriver = \"block\"\ndevices = [%q]\ncreate_on_demand = true\n", dev.Path))
 	_, err := m.Acquire(context.Background(), owner("c"), []Request{{Name: "x", Target: "/x", Pool: "bad", Size: 32 << 20}})
 	if !errors.Is(err, devices.ErrUnreadable) {
 		t.Fatalf("acquire on an unreadable device: %v, want ErrUnreadable", err)
@@ -81,7 +81,7 @@ func TestRootBlockPoolRefusesUnzeroedDevice(t *testing.T) {
 			f.Sync()
 			f.Close()
 			before := fileSum(t, dev)
-			m, _ := rootManagerWith(t, fmt.Sprintf("[pools.used]\ndriver = \"block\"\ndevices = [%q]\n", dev))
+			m, _ := rootManagerWith(t, fmt.Sprintf("[pools.used]\ndriver = \"block\"\ndevices = [%q]\ncreate_on_demand = true\n", dev))
 			_, err = m.Acquire(context.Background(), owner("c"), []Request{{Name: "x", Target: "/x", Pool: "used", Size: 32 << 20}})
 			if !errors.Is(err, devices.ErrNotOurs) || !strings.Contains(err.Error(), "not zeroed") {
 				t.Fatalf("acquire on a device with data: %v, want ErrNotOurs (not zeroed)", err)
