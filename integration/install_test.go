@@ -3,7 +3,6 @@ package integration
 import (
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mooring-dev/mooring/internal/lab"
+	"github.com/mooring-dev/mooring/internal/testenv"
 )
 
 // installedDirs are the host directories `make install` writes into with
@@ -55,10 +55,8 @@ func TestInstallPodmanDefaultHooksDir(t *testing.T) {
 
 	p := lab.NewPodman(t, lab.Runc(t), "") // no hooks_dir: podman's default
 	installed := lab.AsInstalled(t, dest, installedDirs...)
-	podman, ok := lookPodman()
-	if !ok {
-		t.Fatal("podman not in PATH")
-	}
+	podman, ok := testenv.LookTool("podman")
+	testenv.Require(t, ok, "podman (run make prereqs)")
 	ann := `"volumes.mooring.dev=[{name: installed, target: /data, size: 64Mi}]"`
 	run := func(script string) (string, string) {
 		t.Helper()
@@ -76,6 +74,11 @@ func TestInstallPodmanDefaultHooksDir(t *testing.T) {
 	m := regexp.MustCompile(`[Rr]eading hooks from ([^" ]+)`).FindStringSubmatch(stderr)
 	if m == nil || m[1] != lab.HooksDir {
 		t.Fatalf("podman read hooks from %v, want %s (make install's default)", m, lab.HooksDir)
+	}
+	// mooring doctor, as installed, sees the hooks where podman reads them.
+	level, detail := doctorCheck(t, p.Env(), "podman hooks", installed, "/usr/local/bin/mooring", "--json", "doctor")
+	if level != "OK" || !strings.Contains(detail, lab.HooksDir) {
+		t.Errorf("doctor as installed: %s %s", level, detail)
 	}
 	if out, _ := run("cat /data/f"); strings.TrimSpace(out) != "from-installed" {
 		t.Fatalf("second container read %q", out)
@@ -95,11 +98,6 @@ func TestInstallPodmanDefaultHooksDir(t *testing.T) {
 	if left := filesUnder(t, fresh); len(left) != 0 {
 		t.Fatalf("uninstall left %v", left)
 	}
-}
-
-func lookPodman() (string, bool) {
-	p, err := exec.LookPath("podman")
-	return p, err == nil
 }
 
 // filesUnder lists the files (not directories) below dir.
