@@ -45,6 +45,8 @@ func NewPodman(tb testing.TB, runtime, hooksDir string) *Podman {
 	}
 	conf := fmt.Sprintf(`[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+# No netavark or CNI plugins here: commands without --network work too.
+netns = "none"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
