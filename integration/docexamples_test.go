@@ -28,7 +28,7 @@ var exampleCommands = []string{"podman", "docker", "runc", "ctr", "mooring-runti
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {
 	file, lang, text, before string // before: the last text line above the fence
-	line                         int
+	line                     int
 }
 
 func (b docBlock) String() string { return fmt.Sprintf("%s:%d", b.file, b.line) }
