@@ -96,8 +96,8 @@ func TestDocExamplesAreMarked(t *testing.T) {
 			}
 			continue
 		}
-		if b.lang == "console" { // transcripts: prompt and output
-			continue
+		if !slices.Contains([]string{"", "text", "shell", "bash"}, b.lang) {
+			continue // config files (toml, yaml, json, hcl) and console transcripts
 		}
 		for _, c := range cmds {
 			if slices.Contains(exampleCommands, c) && !strings.HasPrefix(b.before, notRunMarker) {
