@@ -130,17 +130,7 @@ func TestDocExamples(t *testing.T) {
 	bins := lab.Binaries(t)
 	s := lab.NewScratch(t)
 	s.WriteConfig("allow_env_requests = true\n")
-	dest := t.TempDir()
-	conf := filepath.Join(dest, "etc", "mooring", "config.toml")
-	os.MkdirAll(filepath.Dir(conf), 0o755)
-	raw, err := os.ReadFile(s.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	lab.Make(t, "install", "DESTDIR="+dest)
+	dest, _, _ := lab.InstallOver(t, s)
 	installed := lab.AsInstalled(t, dest, installedDirs...)
 
 	p := lab.NewPodman(t, lab.Runc(t), "")

@@ -27,19 +27,8 @@ var installedDirs = []string{"/usr/local/bin", "/usr/share/containers", "/etc"}
 // config.
 func TestInstallPodmanDefaultHooksDir(t *testing.T) {
 	s := lab.NewScratch(t)
-	dest := t.TempDir()
-	// The admin's config is there before install, as on a host that has
-	// one: install keeps it (here, the scratch config).
-	conf := filepath.Join(dest, "etc", "mooring", "config.toml")
-	os.MkdirAll(filepath.Dir(conf), 0o755)
-	scratchConf, err := os.ReadFile(s.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, scratchConf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := lab.Make(t, "install", "DESTDIR="+dest)
+	// The admin's config (here, the scratch one) is there before install.
+	dest, conf, out := lab.InstallOver(t, s)
 	if !strings.Contains(out, "keeping "+conf) {
 		t.Fatalf("make install did not keep the existing config:\n%s", out)
 	}

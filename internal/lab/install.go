@@ -55,3 +55,24 @@ func AsInstalled(tb testing.TB, destdir string, dirs ...string) string {
 	}
 	return outer
 }
+
+// InstallOver runs `make install DESTDIR=<new dir>` on a DESTDIR that
+// already holds s's config as /etc/mooring/config.toml, as on a host where
+// the admin wrote one (install keeps it). It returns the DESTDIR, that
+// config's path in it, and make's output.
+func InstallOver(tb testing.TB, s *Scratch) (dest, conf, out string) {
+	tb.Helper()
+	dest = tb.TempDir()
+	conf = filepath.Join(dest, "etc", "mooring", "config.toml")
+	raw, err := os.ReadFile(s.ConfigPath)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(conf), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(conf, raw, 0o644)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dest, conf, Make(tb, "install", "DESTDIR="+dest)
+}
