@@ -13,12 +13,17 @@ FUZZTIME   ?= 30s
 # do, and every built binary is checked for them.
 TEST_TAGS  := -tags failpoints
 BENCHTIME  ?= 20x
-HOOKS_DIR  := $(PREFIX)/share/containers/oci/hooks.d
+# Where podman and CRI-O read hooks.d files by default, whatever PREFIX is:
+# a file anywhere else is ignored without a word and containers start
+# without their volumes.
+HOOKS_DIR  ?= /usr/share/containers/oci/hooks.d
+SYSCONFDIR ?= /etc
+HOOK_FILES := $(notdir $(wildcard deploy/hooks.d/*.json))
 UDEV_RULES_DIR ?= /etc/udev/rules.d
 
 export MOORING_TOOLS := $(TOOLS)
 
-.PHONY: all build prereqs tools test test-unit bench fuzz install demo lint clean
+.PHONY: all build prereqs tools test test-unit bench fuzz install uninstall demo lint clean
 
 all: build
 
@@ -65,20 +70,30 @@ lint:
 	@if command -v duplicates >/dev/null; then duplicates; fi
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)/etc/mooring
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(HOOKS_DIR) $(DESTDIR)$(SYSCONFDIR)/mooring
 	install -m 0755 $(addprefix bin/,$(BINARIES)) $(DESTDIR)$(PREFIX)/bin/
 	install -D -m 0644 deploy/udev/10-mooring-loop.rules $(DESTDIR)$(UDEV_RULES_DIR)/10-mooring-loop.rules
-	@for f in deploy/hooks.d/*.json; do \
-		[ -e "$$f" ] || continue; \
-		sed 's|/usr/local/bin/mooring|$(PREFIX)/bin/mooring|' $$f > $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f); \
-		echo "install: $(DESTDIR)$(HOOKS_DIR)/$$(basename $$f)"; \
+	@for f in $(HOOK_FILES); do \
+		sed 's|"/usr/local/bin/mooring"|"$(PREFIX)/bin/mooring"|' deploy/hooks.d/$$f > $(DESTDIR)$(HOOKS_DIR)/$$f || exit 1; \
+		chmod 0644 $(DESTDIR)$(HOOKS_DIR)/$$f; \
+		echo "install: $(DESTDIR)$(HOOKS_DIR)/$$f (runs $(PREFIX)/bin/mooring)"; \
 	done
-	@if [ -e $(DESTDIR)/etc/mooring/config.toml ]; then \
-		echo "install: keeping $(DESTDIR)/etc/mooring/config.toml"; \
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mooring/config.toml ]; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/mooring/config.toml"; \
 	else \
-		install -m 0644 config/default.toml $(DESTDIR)/etc/mooring/config.toml; \
-		echo "install: $(DESTDIR)/etc/mooring/config.toml (the default)"; \
+		install -m 0644 config/default.toml $(DESTDIR)$(SYSCONFDIR)/mooring/config.toml; \
+		echo "install: $(DESTDIR)$(SYSCONFDIR)/mooring/config.toml (the default)"; \
 	fi
+
+# uninstall removes the files install adds (same PREFIX, HOOKS_DIR and
+# SYSCONFDIR). The config goes only while it is the shipped default: an
+# edited config is the admin's and stays. Directories stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(BINARIES)) $(addprefix $(DESTDIR)$(HOOKS_DIR)/,$(HOOK_FILES)) $(DESTDIR)$(UDEV_RULES_DIR)/10-mooring-loop.rules
+	@c=$(DESTDIR)$(SYSCONFDIR)/mooring/config.toml; \
+	if [ ! -e $$c ]; then :; \
+	elif cmp -s config/default.toml $$c; then rm -f $$c; echo "uninstall: removed $$c (the default)"; \
+	else echo "uninstall: keeping $$c (edited: remove it by hand)"; fi
 
 demo: prereqs tools build
 	@scripts/demo.sh

@@ -86,6 +86,7 @@ func (e *env) doctor() error {
 			add(r, levelOK, v+" at "+path)
 		}
 	}
+	checks = append(checks, e.engineChecks()...)
 	failed := 0
 	for _, c := range checks {
 		if c.Level == levelFail {
@@ -94,7 +95,7 @@ func (e *env) doctor() error {
 	}
 	if err := e.print(checks, func(w io.Writer) {
 		for _, c := range checks {
-			fmt.Fprintf(w, "%-4s  %-12s %s\n", c.Level, c.Name, c.Detail)
+			fmt.Fprintf(w, "%-4s  %-14s %s\n", c.Level, c.Name, c.Detail)
 		}
 	}); err != nil {
 		return err

@@ -24,7 +24,8 @@ type Podman struct {
 }
 
 // NewPodman configures podman per LAB.md (cgroupfs, file events, the
-// rlimits this host allows, vfs storage, no network) with hooksDir, and
+// rlimits this host allows, vfs storage, no network) with hooksDir (none:
+// podman's default, as on a host where nobody set hooks_dir), and
 // imports the busybox rootfs as an image. Its cleanup removes every
 // container and unmounts what podman left under its directory.
 func NewPodman(tb testing.TB, runtime, hooksDir string) *Podman {
@@ -38,14 +39,20 @@ func NewPodman(tb testing.TB, runtime, hooksDir string) *Podman {
 		tb.Fatal(err)
 	}
 	p := &Podman{Dir: dir, Image: "localhost/mooring-busybox:lab", bin: path, tb: tb}
+	hooksLine := ""
+	if hooksDir != "" {
+		hooksLine = fmt.Sprintf("hooks_dir = [%q]", hooksDir)
+	}
 	conf := fmt.Sprintf(`[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+# No netavark or CNI plugins here: commands without --network work too.
+netns = "none"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = %q
 runtime = "lab"
-hooks_dir = [%q]
+%s
 tmp_dir = %q
 static_dir = %q
 volume_path = %q
@@ -53,7 +60,7 @@ volume_path = %q
 lab = [%q]
 [network]
 network_backend = "cni"
-`, filepath.Join(dir, "events.log"), hooksDir, filepath.Join(dir, "tmp"), filepath.Join(dir, "static"),
+`, filepath.Join(dir, "events.log"), hooksLine, filepath.Join(dir, "tmp"), filepath.Join(dir, "static"),
 		filepath.Join(dir, "volumes"), runtime)
 	storage := fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n", filepath.Join(dir, "graph"), filepath.Join(dir, "run"))
 	for name, content := range map[string]string{"containers.conf": conf, "storage.conf": storage} {
@@ -85,6 +92,9 @@ network_backend = "cni"
 func (p *Podman) Run(args ...string) (stdout, stderr string, err error) {
 	return RunCmd(p.tb, 2*time.Minute, p.env, p.bin, args...)
 }
+
+// Env is the environment that points podman at this scratch setup.
+func (p *Podman) Env() []string { return p.env }
 
 // WrapWithEnv returns a script that execs program with env set, for
 // engines that do not pass their environment to the OCI runtime.
