@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,9 +39,8 @@ type Containerd struct {
 	PluginDir string // NRI plugin_path
 	RuncRoot  string
 	ctr       string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	tb        testing.TB
+	*daemon
+	tb testing.TB
 }
 
 // NewContainerd starts containerd and imports the pause and busybox images.
@@ -62,7 +60,7 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 	c := &Containerd{
 		Dir: dir, Socket: filepath.Join(dir, "c.sock"), NRISocket: filepath.Join(dir, "nri.sock"),
 		PluginDir: filepath.Join(dir, "nri-plugins"), RuncRoot: filepath.Join(dir, "runc"),
-		ctr: filepath.Join(testenv.ToolsDir(), "ctr"), exited: make(chan struct{}), tb: tb,
+		ctr: filepath.Join(testenv.ToolsDir(), "ctr"), tb: tb,
 	}
 	for _, d := range []string{c.PluginDir, filepath.Join(dir, "nri-conf"), filepath.Join(dir, "s")} {
 		os.MkdirAll(d, 0o700)
@@ -126,62 +124,18 @@ imports = []
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.cmd = exec.Command(bin, "--config", confPath)
 	// containerd finds containerd-shim-runc-v2 in PATH: ours, not Debian's.
-	c.cmd.Env = append(os.Environ(), "PATH="+testenv.ToolsDir()+":"+os.Getenv("PATH"))
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { c.cmd.Wait(); logFile.Close(); close(c.exited) }()
-	tb.Cleanup(c.stop)
-	c.waitReady()
+	c.daemon = startDaemon(tb, filepath.Join(dir, "containerd.log"), []string{"PATH=" + testenv.ToolsDir() + ":" + os.Getenv("PATH")},
+		bin, "--config", confPath)
+	tb.Cleanup(c.cleanup)
+	c.waitReady(tb, 60*time.Second, func() bool { _, _, err := c.Ctr("version"); return err == nil })
 	c.importImages()
 	return c
 }
 
 // CRI returns a CRI client for this containerd, closed by the test's
 // cleanup.
-func (c *Containerd) CRI() *CRI {
-	c.tb.Helper()
-	client, err := DialCRI(c.Socket)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	client.LogDir = filepath.Join(c.Dir, "logs")
-	os.MkdirAll(client.LogDir, 0o700)
-	c.tb.Cleanup(func() { client.Close() })
-	return client
-}
-
-// Log returns containerd's log, for failure messages.
-func (c *Containerd) Log() string {
-	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
-	return string(b)
-}
-
-func (c *Containerd) waitReady() {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, _, err := c.Ctr("version"); err == nil {
-			return
-		}
-		select {
-		case <-c.exited:
-			c.tb.Fatalf("containerd exited:\n%s", c.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("containerd did not answer in 60s:\n%s", c.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+func (c *Containerd) CRI() *CRI { return dialTestCRI(c.tb, c.Socket, filepath.Join(c.Dir, "logs")) }
 
 // Ctr runs ctr against this containerd in the k8s.io namespace.
 func (c *Containerd) Ctr(args ...string) (stdout, stderr string, err error) {
@@ -215,26 +169,10 @@ func (c *Containerd) importImages() {
 }
 
 // Stop stops containerd by its PID (SIGTERM, then SIGKILL after 20 s).
-func (c *Containerd) Stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(20 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
+func (c *Containerd) Stop() { c.stop(20 * time.Second) }
 
-func (c *Containerd) stop() {
-	if cri, err := DialCRI(c.Socket); err == nil {
-		cri.RemoveAllPods()
-		cri.Close()
-	}
+func (c *Containerd) cleanup() {
+	removeAllPods(c.Socket)
 	c.Stop()
 	// Shims outlive containerd; stop the ones it started for us.
 	out, _ := exec.Command("pgrep", "-f", "containerd-shim-runc-v2 -namespace k8s.io -address "+c.Socket).Output()

@@ -3,6 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
+	"os"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +19,8 @@ type CRI struct {
 	rt   cri.RuntimeServiceClient
 	// LogDir holds the pods' container logs.
 	LogDir string
+	// Image is the image containers run (default BusyboxImage).
+	Image string
 }
 
 // DialCRI connects to a CRI socket.
@@ -25,7 +29,31 @@ func DialCRI(socket string) (*CRI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CRI{conn: conn, rt: cri.NewRuntimeServiceClient(conn)}, nil
+	return &CRI{conn: conn, rt: cri.NewRuntimeServiceClient(conn), Image: BusyboxImage}, nil
+}
+
+// dialTestCRI connects to a test engine's CRI socket; pods' logs go to
+// logDir. The test's cleanup closes the connection.
+func dialTestCRI(tb testing.TB, socket, logDir string) *CRI {
+	tb.Helper()
+	client, err := DialCRI(socket)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client.LogDir = logDir
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// removeAllPods removes every pod of the engine at socket (cleanup).
+func removeAllPods(socket string) {
+	if c, err := DialCRI(socket); err == nil {
+		c.RemoveAllPods()
+		c.Close()
+	}
 }
 
 // Close closes the connection.
@@ -68,7 +96,7 @@ func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, erro
 		PodSandboxId: p.ID, SandboxConfig: p.Config,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: BusyboxImage},
+			Image:    &cri.ImageSpec{Image: c.Image},
 			Command:  args,
 			LogPath:  name + ".log",
 		},
