@@ -28,6 +28,13 @@ type ContainerdOptions struct {
 	// file name (<idx>-<name>) to binary; PluginConfigs their config files.
 	Plugins       map[string]string
 	PluginConfigs map[string]string
+	// RequiredPlugins are NRI plugins without which CreateContainer fails.
+	RequiredPlugins []string
+	// NRISocket replaces the scratch NRI socket (e.g. with the
+	// deployment's path inside Node).
+	NRISocket string
+	// Node runs containerd inside a Node's mount namespace.
+	Node *Node
 }
 
 // Containerd is a containerd 2.x (from `make tools`) with CRI and NRI,
@@ -39,7 +46,7 @@ type Containerd struct {
 	PluginDir string // NRI plugin_path
 	RuncRoot  string
 	ctr       string
-	*daemon
+	*Process
 	tb testing.TB
 }
 
@@ -75,6 +82,9 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 			tb.Fatal(err)
 		}
 	}
+	if opts.NRISocket != "" {
+		c.NRISocket = opts.NRISocket
+	}
 	binary := runc
 	if opts.BinaryName != "" {
 		binary = opts.BinaryName
@@ -103,6 +113,9 @@ imports = []
   plugin_registration_timeout = "5s"
   plugin_request_timeout = %[12]q
   disable_connections = false
+  [plugins.'io.containerd.nri.v1.nri'.default_validator]
+    enable = %[14]t
+    required_plugins = [%[15]s]
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   enable_selinux = false
@@ -119,16 +132,19 @@ imports = []
   sandbox = %[13]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "debug.sock"),
 		filepath.Join(dir, "s"), c.NRISocket, c.PluginDir, filepath.Join(dir, "nri-conf"), binary, c.RuncRoot,
-		timeout.String(), PauseImage)
+		timeout.String(), PauseImage, len(opts.RequiredPlugins) > 0, quoteList(opts.RequiredPlugins))
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	// containerd finds containerd-shim-runc-v2 in PATH: ours, not Debian's.
-	c.daemon = startDaemon(tb, filepath.Join(dir, "containerd.log"), []string{"PATH=" + testenv.ToolsDir() + ":" + os.Getenv("PATH")},
-		bin, "--config", confPath)
+	argv := []string{bin, "--config", confPath}
+	if opts.Node != nil {
+		argv = opts.Node.Enter(argv...)
+	}
+	c.Process = StartProcess(tb, filepath.Join(dir, "containerd.log"), []string{"PATH=" + testenv.ToolsDir() + ":" + os.Getenv("PATH")}, argv...)
 	tb.Cleanup(c.cleanup)
-	c.waitReady(tb, 60*time.Second, func() bool { _, _, err := c.Ctr("version"); return err == nil })
+	c.WaitReady(tb, 60*time.Second, func() bool { _, _, err := c.Ctr("version"); return err == nil })
 	c.importImages()
 	return c
 }
@@ -169,7 +185,7 @@ func (c *Containerd) importImages() {
 }
 
 // Stop stops containerd by its PID (SIGTERM, then SIGKILL after 20 s).
-func (c *Containerd) Stop() { c.stop(20 * time.Second) }
+func (c *Containerd) Stop() { c.Process.Stop(20 * time.Second) }
 
 func (c *Containerd) cleanup() {
 	removeAllPods(c.Socket)
@@ -184,4 +200,13 @@ func (c *Containerd) cleanup() {
 		exec.Command("umount", "-l", mounts[i]).Run()
 	}
 	os.RemoveAll(c.Dir)
+}
+
+// quoteList renders strings as the items of a TOML array.
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }

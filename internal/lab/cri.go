@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -180,4 +181,45 @@ func (c *CRI) RemoveContainer(id string) error {
 	}
 	_, err := c.rt.RemoveContainer(cx, &cri.RemoveContainerRequest{ContainerId: id})
 	return err
+}
+
+// Containers lists the containers whose labels include labels (the
+// kubelet labels each with io.kubernetes.pod.name and
+// io.kubernetes.container.name).
+func (c *CRI) Containers(labels map[string]string) ([]*cri.Container, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ListContainers(cx, &cri.ListContainersRequest{Filter: &cri.ContainerFilter{LabelSelector: labels}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Containers, nil
+}
+
+// Exec runs a command in a running container and returns its stdout and
+// exit code.
+func (c *CRI) Exec(id string, argv ...string) (string, int32, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ExecSync(cx, &cri.ExecSyncRequest{ContainerId: id, Cmd: argv, Timeout: 30})
+	if err != nil {
+		return "", -1, err
+	}
+	return string(resp.Stdout), resp.ExitCode, nil
+}
+
+// PID returns the host PID of a running container's first process, from
+// the runtime's verbose status (containerd's "info").
+func (c *CRI) PID(id string) (int, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ContainerStatus(cx, &cri.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return 0, err
+	}
+	var info struct{ Pid int }
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
+		return 0, fmt.Errorf("container %s: no pid in the verbose status (%v)", id, err)
+	}
+	return info.Pid, nil
 }

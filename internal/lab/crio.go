@@ -30,7 +30,7 @@ type CRIO struct {
 	NRISocket string
 	// Image is the busybox image, as podman named it.
 	Image string
-	*daemon
+	*Process
 	tb testing.TB
 }
 
@@ -120,10 +120,10 @@ nri_disable_connections = false
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	c.daemon = startDaemon(tb, filepath.Join(dir, "crio.log"), nil,
+	c.Process = StartProcess(tb, filepath.Join(dir, "crio.log"), nil,
 		bin, "--config", confPath, "--config-dir", filepath.Join(dir, "conf.d"), "--log-level", "info")
 	tb.Cleanup(c.cleanup)
-	c.waitReady(tb, 60*time.Second, func() bool {
+	c.WaitReady(tb, 60*time.Second, func() bool {
 		_, err := os.Stat(c.Socket)
 		return err == nil
 	})
@@ -139,7 +139,7 @@ func (c *CRIO) CRI() *CRI {
 
 func (c *CRIO) cleanup() {
 	removeAllPods(c.Socket)
-	c.stop(20 * time.Second)
+	c.Process.Stop(20 * time.Second)
 	mounts := MountsUnder(c.Dir)
 	for i := len(mounts) - 1; i >= 0; i-- {
 		exec.Command("umount", "-l", mounts[i]).Run()

@@ -8,24 +8,24 @@ import (
 	"time"
 )
 
-// daemon is an engine process the harness started (containerd, CRI-O,
-// kubelet), its output in a log file. It is only ever signalled by its own
-// PID.
-type daemon struct {
+// Process is a long-running process a test started (containerd, CRI-O,
+// kubelet, mooring-nri), its output in a log file. It is only ever
+// signalled by its own PID.
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
 }
 
-// startDaemon starts argv with env added, stdout and stderr to logPath.
-func startDaemon(tb testing.TB, logPath string, env []string, argv ...string) *daemon {
+// StartProcess starts argv with env added, stdout and stderr to logPath.
+func StartProcess(tb testing.TB, logPath string, env []string, argv ...string) *Process {
 	tb.Helper()
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d := &daemon{name: argv[0], cmd: exec.Command(argv[0], argv[1:]...), logPath: logPath, exited: make(chan struct{})}
+	d := &Process{name: argv[0], cmd: exec.Command(argv[0], argv[1:]...), logPath: logPath, exited: make(chan struct{})}
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -37,15 +37,15 @@ func startDaemon(tb testing.TB, logPath string, env []string, argv ...string) *d
 	return d
 }
 
-// Log returns the daemon's output so far, for failure messages.
-func (d *daemon) Log() string {
+// Log returns the process's output so far, for failure messages.
+func (d *Process) Log() string {
 	b, _ := os.ReadFile(d.logPath)
 	return string(b)
 }
 
-// waitReady polls ready until it returns true; the test fails if the
-// daemon exits or timeout passes first.
-func (d *daemon) waitReady(tb testing.TB, timeout time.Duration, ready func() bool) {
+// WaitReady polls ready until it returns true; the test fails if the
+// process exits or timeout passes first.
+func (d *Process) WaitReady(tb testing.TB, timeout time.Duration, ready func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for !ready() {
@@ -61,9 +61,9 @@ func (d *daemon) waitReady(tb testing.TB, timeout time.Duration, ready func() bo
 	}
 }
 
-// stop sends SIGTERM and, after grace, SIGKILL; it returns once the
+// Stop sends SIGTERM and, after grace, SIGKILL; it returns once the
 // process is gone.
-func (d *daemon) stop(grace time.Duration) {
+func (d *Process) Stop(grace time.Duration) {
 	select {
 	case <-d.exited:
 		return
