@@ -8,6 +8,10 @@ import (
 	"github.com/mooring-dev/mooring/internal/lab"
 )
 
+// untilTERM keeps a container running until it is stopped: a shell as PID
+// 1 would ignore SIGTERM, and CRI-O waits at least 30 s before SIGKILL.
+const untilTERM = "trap 'exit 0' TERM; sleep 600 & wait"
+
 // Scenarios every CRI setup (criEnv) must pass, whatever the runtime and
 // whether mooring serves it through NRI or hooks.d.
 
@@ -41,7 +45,7 @@ func precedenceAndSharing(e *criEnv) {
 	if code := e.run(p, "db", "test -d /own && ! test -d /shared"); code != 0 {
 		t.Fatalf("db: the container key must win over the pod key (exit %d)\n%s", code, e.logs())
 	}
-	e.start(p, "a", "echo a > /shared/a; sleep 600")
+	e.start(p, "a", "echo a > /shared/a; "+untilTERM)
 	if code := e.run(p, "b", "sleep 1; cat /shared/a"); code != 0 {
 		t.Fatalf("b does not see a's write on the shared volume (exit %d)\n%s", code, e.logs())
 	}
@@ -95,7 +99,7 @@ func synchronizeAfterPluginRestart(e *criEnv) {
 	keep := e.pod("ns", "keep", map[string]string{annotations.KeyPod: `[{name: keep, target: /data}]`})
 	gone := e.pod("ns", "gone", map[string]string{annotations.KeyPod: `[{name: gone, target: /data}]`})
 	for _, p := range []*lab.Pod{keep, gone} {
-		e.start(p, "c", "sleep 600")
+		e.start(p, "c", untilTERM)
 	}
 	if n := e.scratch.Attachments(); n != 2 {
 		t.Fatalf("%d attachments, want 2", n)

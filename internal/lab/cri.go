@@ -70,14 +70,17 @@ type Pod struct {
 	Config *cri.PodSandboxConfig
 }
 
-// RunPod starts a pod with host networking (no CNI here) and annotations.
+// RunPod starts a pod with host networking (no CNI here) and annotations,
+// each container in its own PID namespace as the kubelet asks by default
+// (CRI-O then runs no pause container).
 func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Pod, error) {
 	cfg := &cri.PodSandboxConfig{
 		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: namespace + "-" + name},
 		Annotations:  annotations,
+		Labels:       podLabels(namespace, name),
 		LogDirectory: c.LogDir,
 		Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
-			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
+			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE, Pid: cri.NamespaceMode_CONTAINER},
 		}},
 	}
 	cx, cancel := ctx()
@@ -89,6 +92,23 @@ func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Po
 	return &Pod{ID: resp.PodSandboxId, Config: cfg}, nil
 }
 
+// podLabels are the labels the kubelet puts on a pod sandbox.
+func podLabels(namespace, name string) map[string]string {
+	return map[string]string{
+		"io.kubernetes.pod.namespace": namespace,
+		"io.kubernetes.pod.name":      name,
+		"io.kubernetes.pod.uid":       namespace + "-" + name,
+	}
+}
+
+// containerLabels are the labels the kubelet puts on a container (CRI-O
+// copies them into the OCI spec's annotations).
+func containerLabels(p *Pod, name string) map[string]string {
+	l := podLabels(p.Config.Metadata.Namespace, p.Config.Metadata.Name)
+	l["io.kubernetes.container.name"] = name
+	return l
+}
+
 // CreateContainer creates (not starts) a busybox container in the pod.
 func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, error) {
 	cx, cancel := ctx()
@@ -97,9 +117,13 @@ func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, erro
 		PodSandboxId: p.ID, SandboxConfig: p.Config,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: c.Image},
+			Labels:   containerLabels(p, name),
+			Image:    &cri.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
 			Command:  args,
 			LogPath:  name + ".log",
+			Linux: &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{
+				NamespaceOptions: p.Config.Linux.SecurityContext.NamespaceOptions,
+			}},
 		},
 	})
 	if err != nil {
