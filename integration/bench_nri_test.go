@@ -14,7 +14,7 @@ import (
 // volume exists, and a first use (a new 1 GiB ext4 volume each time). Each
 // container is removed before the next, so every create stages its volume.
 func BenchmarkCRICreateContainer(b *testing.B) {
-	e := newNRIEnv(b, lab.ContainerdOptions{})
+	e := newCRIEnv(b, containerdNRI)
 	plain := e.pod("bench", "plain", nil)
 	existing := e.pod("bench", "existing", map[string]string{annotations.KeyPod: `[{name: bench, target: /data, size: 1Gi}]`})
 	timedCreate := func(p *lab.Pod, name string) time.Duration {

@@ -160,7 +160,7 @@ func TestShimEscapesStayInsideTheRoot(t *testing.T) {
 // itself refuses a target on the root ("is on the top of rootfs") and in
 // /proc, so those cases prove nothing of mooring's here.
 func TestNRIEscapesStayInsideTheRoot(t *testing.T) {
-	e := newNRIEnv(t, lab.ContainerdOptions{})
+	e := newCRIEnv(t, containerdNRI)
 	outside := escapeDir(t)
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	if out, err := exec.Command("cp", "-a", lab.Rootfs(t), rootfs).CombinedOutput(); err != nil {

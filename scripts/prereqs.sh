@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
 	busybox-static   # rootfs for test and demo containers
 	e2fsprogs xfsprogs btrfs-progs util-linux   # mkfs, fsck, blkid, losetup
-	libseccomp-dev pkg-config gcc               # building a current runc
-	podman crun conmon uidmap                   # podman and crun integration tests
+	libseccomp-dev pkg-config gcc libc6-dev     # building runc, CRI-O and its pinns (static)
+	podman crun conmon uidmap                   # podman, crun and CRI-O integration tests
 	docker.io iptables                          # docker integration tests (shim)
 	fio                                         # I/O benchmarks
 )

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +32,13 @@ type ContainerdOptions struct {
 	// file name (<idx>-<name>) to binary; PluginConfigs their config files.
 	Plugins       map[string]string
 	PluginConfigs map[string]string
+	// RequiredPlugins are NRI plugins without which CreateContainer fails.
+	RequiredPlugins []string
+	// NRISocket replaces the scratch NRI socket (e.g. with the
+	// deployment's path inside Node).
+	NRISocket string
+	// Node runs containerd inside a Node's mount namespace.
+	Node *Node
 }
 
 // Containerd is a containerd 2.x (from `make tools`) with CRI and NRI,
@@ -44,9 +50,8 @@ type Containerd struct {
 	PluginDir string // NRI plugin_path
 	RuncRoot  string
 	ctr       string
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	tb        testing.TB
+	*Process
+	tb testing.TB
 }
 
 // NewContainerd starts containerd and imports the pause and busybox images.
@@ -66,7 +71,7 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 	c := &Containerd{
 		Dir: dir, Socket: filepath.Join(dir, "c.sock"), NRISocket: filepath.Join(dir, "nri.sock"),
 		PluginDir: filepath.Join(dir, "nri-plugins"), RuncRoot: filepath.Join(dir, "runc"),
-		ctr: filepath.Join(testenv.ToolsDir(), "ctr"), exited: make(chan struct{}), tb: tb,
+		ctr: filepath.Join(testenv.ToolsDir(), "ctr"), tb: tb,
 	}
 	for _, d := range []string{c.PluginDir, filepath.Join(dir, "nri-conf"), filepath.Join(dir, "s")} {
 		os.MkdirAll(d, 0o700)
@@ -80,6 +85,9 @@ func NewContainerd(tb testing.TB, opts ContainerdOptions) *Containerd {
 		if err := os.WriteFile(filepath.Join(dir, "nri-conf", name+".conf"), []byte(content), 0o600); err != nil {
 			tb.Fatal(err)
 		}
+	}
+	if opts.NRISocket != "" {
+		c.NRISocket = opts.NRISocket
 	}
 	binary := runc
 	if opts.BinaryName != "" {
@@ -109,6 +117,9 @@ imports = []
   plugin_registration_timeout = "5s"
   plugin_request_timeout = %[12]q
   disable_connections = false
+  [plugins.'io.containerd.nri.v1.nri'.default_validator]
+    enable = %[14]t
+    required_plugins = %[15]s
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   enable_selinux = false
@@ -116,7 +127,7 @@ imports = []
     default_runtime_name = 'runc'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
-      pod_annotations = %[14]s
+      pod_annotations = %[16]s
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = %[10]q
         Root = %[11]q
@@ -125,26 +136,20 @@ imports = []
   sandbox = %[13]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "debug.sock"),
 		filepath.Join(dir, "s"), c.NRISocket, c.PluginDir, filepath.Join(dir, "nri-conf"), binary, c.RuncRoot,
-		timeout.String(), PauseImage, tomlStrings(append([]string{"volumes.mooring.dev", "volumes.mooring.dev/*"}, opts.PodAnnotations...)))
+		timeout.String(), PauseImage, len(opts.RequiredPlugins) > 0, tomlStrings(opts.RequiredPlugins),
+		tomlStrings(append([]string{"volumes.mooring.dev", "volumes.mooring.dev/*"}, opts.PodAnnotations...)))
 	confPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.cmd = exec.Command(bin, "--config", confPath)
 	// containerd finds containerd-shim-runc-v2 in PATH: ours, not Debian's.
-	c.cmd.Env = append(os.Environ(), "PATH="+testenv.ToolsDir()+":"+os.Getenv("PATH"))
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		tb.Fatal(err)
+	argv := []string{bin, "--config", confPath}
+	if opts.Node != nil {
+		argv = opts.Node.Enter(argv...)
 	}
-	go func() { c.cmd.Wait(); logFile.Close(); close(c.exited) }()
-	tb.Cleanup(c.stop)
-	c.waitReady()
+	c.Process = StartProcess(tb, filepath.Join(dir, "containerd.log"), []string{"PATH=" + testenv.ToolsDir() + ":" + os.Getenv("PATH")}, argv...)
+	tb.Cleanup(c.cleanup)
+	c.WaitReady(tb, 60*time.Second, func() bool { _, _, err := c.Ctr("version"); return err == nil })
 	c.importImages()
 	return c
 }
@@ -160,41 +165,7 @@ func tomlStrings(ss []string) string {
 
 // CRI returns a CRI client for this containerd, closed by the test's
 // cleanup.
-func (c *Containerd) CRI() *CRI {
-	c.tb.Helper()
-	client, err := DialCRI(c.Socket)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	client.LogDir = filepath.Join(c.Dir, "logs")
-	os.MkdirAll(client.LogDir, 0o700)
-	c.tb.Cleanup(func() { client.Close() })
-	return client
-}
-
-// Log returns containerd's log, for failure messages.
-func (c *Containerd) Log() string {
-	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
-	return string(b)
-}
-
-func (c *Containerd) waitReady() {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, _, err := c.Ctr("version"); err == nil {
-			return
-		}
-		select {
-		case <-c.exited:
-			c.tb.Fatalf("containerd exited:\n%s", c.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("containerd did not answer in 60s:\n%s", c.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+func (c *Containerd) CRI() *CRI { return dialTestCRI(c.tb, c.Socket, filepath.Join(c.Dir, "logs")) }
 
 // Ctr runs ctr against this containerd in the k8s.io namespace.
 func (c *Containerd) Ctr(args ...string) (stdout, stderr string, err error) {
@@ -231,26 +202,10 @@ func (c *Containerd) ImportImage(name, rootfs string, cmd ...string) {
 }
 
 // Stop stops containerd by its PID (SIGTERM, then SIGKILL after 20 s).
-func (c *Containerd) Stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(20 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
+func (c *Containerd) Stop() { c.Process.Stop(20 * time.Second) }
 
-func (c *Containerd) stop() {
-	if cri, err := DialCRI(c.Socket); err == nil {
-		cri.RemoveAllPods()
-		cri.Close()
-	}
+func (c *Containerd) cleanup() {
+	removeAllPods(c.Socket)
 	c.Stop()
 	// Shims outlive containerd; stop the ones it started for us.
 	out, _ := exec.Command("pgrep", "-f", "containerd-shim-runc-v2 -namespace k8s.io -address "+c.Socket).Output()

@@ -2,7 +2,10 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +20,8 @@ type CRI struct {
 	rt   cri.RuntimeServiceClient
 	// LogDir holds the pods' container logs.
 	LogDir string
+	// Image is the image containers run (default BusyboxImage).
+	Image string
 }
 
 // DialCRI connects to a CRI socket.
@@ -25,7 +30,31 @@ func DialCRI(socket string) (*CRI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CRI{conn: conn, rt: cri.NewRuntimeServiceClient(conn)}, nil
+	return &CRI{conn: conn, rt: cri.NewRuntimeServiceClient(conn), Image: BusyboxImage}, nil
+}
+
+// dialTestCRI connects to a test engine's CRI socket; pods' logs go to
+// logDir. The test's cleanup closes the connection.
+func dialTestCRI(tb testing.TB, socket, logDir string) *CRI {
+	tb.Helper()
+	client, err := DialCRI(socket)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client.LogDir = logDir
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// removeAllPods removes every pod of the engine at socket (cleanup).
+func removeAllPods(socket string) {
+	if c, err := DialCRI(socket); err == nil {
+		c.RemoveAllPods()
+		c.Close()
+	}
 }
 
 // Close closes the connection.
@@ -41,14 +70,17 @@ type Pod struct {
 	Config *cri.PodSandboxConfig
 }
 
-// RunPod starts a pod with host networking (no CNI here) and annotations.
+// RunPod starts a pod with host networking (no CNI here) and annotations,
+// each container in its own PID namespace as the kubelet asks by default
+// (CRI-O then runs no pause container).
 func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Pod, error) {
 	cfg := &cri.PodSandboxConfig{
 		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: namespace + "-" + name},
 		Annotations:  annotations,
+		Labels:       podLabels(namespace, name),
 		LogDirectory: c.LogDir,
 		Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
-			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
+			NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE, Pid: cri.NamespaceMode_CONTAINER},
 		}},
 	}
 	cx, cancel := ctx()
@@ -60,9 +92,26 @@ func (c *CRI) RunPod(namespace, name string, annotations map[string]string) (*Po
 	return &Pod{ID: resp.PodSandboxId, Config: cfg}, nil
 }
 
-// CreateContainer creates (not starts) a busybox container in the pod.
+// podLabels are the labels the kubelet puts on a pod sandbox.
+func podLabels(namespace, name string) map[string]string {
+	return map[string]string{
+		"io.kubernetes.pod.namespace": namespace,
+		"io.kubernetes.pod.name":      name,
+		"io.kubernetes.pod.uid":       namespace + "-" + name,
+	}
+}
+
+// containerLabels are the labels the kubelet puts on a container (CRI-O
+// copies them into the OCI spec's annotations).
+func containerLabels(p *Pod, name string) map[string]string {
+	l := podLabels(p.Config.Metadata.Namespace, p.Config.Metadata.Name)
+	l["io.kubernetes.container.name"] = name
+	return l
+}
+
+// CreateContainer creates (not starts) a container of c.Image in the pod.
 func (c *CRI) CreateContainer(p *Pod, name string, args ...string) (string, error) {
-	return c.CreateContainerFrom(p, BusyboxImage, name, args...)
+	return c.CreateContainerFrom(p, c.Image, name, args...)
 }
 
 // CreateContainerFrom creates (not starts) a container of image in the pod.
@@ -73,9 +122,13 @@ func (c *CRI) CreateContainerFrom(p *Pod, image, name string, args ...string) (s
 		PodSandboxId: p.ID, SandboxConfig: p.Config,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: image},
+			Labels:   containerLabels(p, name),
+			Image:    &cri.ImageSpec{Image: image, UserSpecifiedImage: image},
 			Command:  args,
 			LogPath:  name + ".log",
+			Linux: &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{
+				NamespaceOptions: p.Config.Linux.SecurityContext.NamespaceOptions,
+			}},
 		},
 	})
 	if err != nil {
@@ -157,4 +210,45 @@ func (c *CRI) RemoveContainer(id string) error {
 	}
 	_, err := c.rt.RemoveContainer(cx, &cri.RemoveContainerRequest{ContainerId: id})
 	return err
+}
+
+// Containers lists the containers whose labels include labels (the
+// kubelet labels each with io.kubernetes.pod.name and
+// io.kubernetes.container.name).
+func (c *CRI) Containers(labels map[string]string) ([]*cri.Container, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ListContainers(cx, &cri.ListContainersRequest{Filter: &cri.ContainerFilter{LabelSelector: labels}})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Containers, nil
+}
+
+// Exec runs a command in a running container and returns its stdout and
+// exit code.
+func (c *CRI) Exec(id string, argv ...string) (string, int32, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ExecSync(cx, &cri.ExecSyncRequest{ContainerId: id, Cmd: argv, Timeout: 30})
+	if err != nil {
+		return "", -1, err
+	}
+	return string(resp.Stdout), resp.ExitCode, nil
+}
+
+// PID returns the host PID of a running container's first process, from
+// the runtime's verbose status (containerd's "info").
+func (c *CRI) PID(id string) (int, error) {
+	cx, cancel := ctx()
+	defer cancel()
+	resp, err := c.rt.ContainerStatus(cx, &cri.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return 0, err
+	}
+	var info struct{ Pid int }
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.Pid == 0 {
+		return 0, fmt.Errorf("container %s: no pid in the verbose status (%v)", id, err)
+	}
+	return info.Pid, nil
 }
