@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,11 +167,7 @@ func lastLogLine(path string) string {
 }
 
 func (d *DataPath) detachFUSE(ctx context.Context, a *Attachment) error {
-	var err error
-	if a.Device != "" && a.LoopTag != "" {
-		err = d.Loops.Detach(ctx, a.Device, a.LoopTag)
-	}
-	if err != nil {
+	if err := d.detachLoop(ctx, a.LoopTag); err != nil {
 		return fmt.Errorf("detach %s: %w", a.Image, err)
 	}
 	if a.Helper == nil {
@@ -180,6 +177,36 @@ func (d *DataPath) detachFUSE(ctx context.Context, a *Attachment) error {
 		return fmt.Errorf("detach %s: %w", a.Image, err)
 	}
 	return nil
+}
+
+// loopBusyWait is how long a loop device that is busy but not mounted
+// any more gets to go: the kernel clears an autoclear device after its
+// last close asynchronously, and until then an exclusive open fails.
+const loopBusyWait = 5 * time.Second
+
+// detachLoop detaches the loop device carrying tag, if any. It finds the
+// device by its tag each time: a recorded path may have been cleared (at
+// unmount) and reused by someone else.
+func (d *DataPath) detachLoop(ctx context.Context, tag string) error {
+	if tag == "" {
+		return nil
+	}
+	deadline := time.Now().Add(loopBusyWait)
+	for {
+		loops, err := d.Loops.List(ctx, tag)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(loops, func(l devices.LoopInfo) bool { return l.Tag == tag })
+		if i < 0 {
+			return nil
+		}
+		err = d.Loops.Detach(ctx, loops[i].Path, tag)
+		if err != nil && (!errors.Is(err, devices.ErrBusy) || time.Now().After(deadline)) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stopHelper ends a helper and its mount, never hanging on it: SIGTERM

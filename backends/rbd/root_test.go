@@ -65,6 +65,13 @@ func newVolume(t *testing.T, n *node) string {
 		if l, err := n.Holder(ctx, image); err == nil && l != nil {
 			n.breakLock(ctx, l)
 		}
+		// A killed helper's watch lingers ~30 s: blocklist it, as a
+		// fence would, instead of waiting.
+		if ws, err := n.Watchers(ctx, image); err == nil {
+			for _, w := range ws {
+				n.ceph(ctx, "osd", "blocklist", "add", w)
+			}
+		}
 		if err := n.remove(ctx, image); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
@@ -333,7 +340,9 @@ func TestFence(t *testing.T) {
 		t.Errorf("node-a Release after the fence = %v, want ErrNotHolder", err)
 	}
 	// node-a tears down locally; it must not hang on its fenced helper.
-	unmount()
+	if err := unmount(); err != nil {
+		t.Fatalf("node-a unmount after the fence: %v", err)
+	}
 	if err := a.dp.Detach(ctx, att); err != nil {
 		t.Fatal(err)
 	}
