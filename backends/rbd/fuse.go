@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -166,47 +165,68 @@ func lastLogLine(path string) string {
 	return lines[len(lines)-1]
 }
 
-func (d *DataPath) detachFUSE(ctx context.Context, a *Attachment) error {
-	if err := d.detachLoop(ctx, a.LoopTag); err != nil {
+func (d *DataPath) detachFUSE(_ context.Context, a *Attachment) error {
+	if a.Helper == nil || a.Helper.Mount == "" {
+		return nil
+	}
+	// The loop device over the export (autoclear) goes once the
+	// filesystem on it is unmounted; a helper that cannot flush (fenced)
+	// holds it until the helper is stopped.
+	backing := d.backingFile(a.Image)
+	loops, mounted, err := loopOn(backing)
+	if err != nil {
 		return fmt.Errorf("detach %s: %w", a.Image, err)
 	}
-	if a.Helper == nil {
-		return nil
+	if mounted {
+		return fmt.Errorf("detach %s: %v still mounted: %w", a.Image, loops, devices.ErrBusy)
+	}
+	if len(loops) > 0 {
+		waitUntil(loopClearWait, func() bool { l, _, _ := loopOn(backing); return len(l) == 0 })
 	}
 	if err := d.stopHelper(a.Helper); err != nil {
 		return fmt.Errorf("detach %s: %w", a.Image, err)
 	}
+	if !waitUntil(loopClearWait, func() bool { l, _, _ := loopOn(backing); return len(l) == 0 }) {
+		return fmt.Errorf("detach %s: loop device on %s did not go away: %w", a.Image, backing, devices.ErrBusy)
+	}
 	return nil
 }
 
-// loopBusyWait is how long a loop device that is busy but not mounted
-// any more gets to go: the kernel clears an autoclear device after its
-// last close asynchronously, and until then an exclusive open fails.
-const loopBusyWait = 5 * time.Second
+// loopClearWait is how long a loop device over a FUSE export gets to go
+// away by itself: it is attached with autoclear, and the kernel clears it
+// asynchronously after the last close, flushing through the helper.
+const loopClearWait = 5 * time.Second
 
-// detachLoop detaches the loop device carrying tag, if any. It finds the
-// device by its tag each time: a recorded path may have been cleared (at
-// unmount) and reused by someone else.
-func (d *DataPath) detachLoop(ctx context.Context, tag string) error {
-	if tag == "" {
-		return nil
+// loopOn returns the loop devices (/sys/block names) backed by file and
+// whether one of them is mounted. It reads sysfs and mountinfo only: a
+// LOOP_GET_STATUS64 on a loop over a wedged FUSE file (a fenced rbd-fuse)
+// hangs in getattr.
+func loopOn(file string) (names []string, mounted bool, err error) {
+	entries, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		return nil, false, err
 	}
-	deadline := time.Now().Add(loopBusyWait)
-	for {
-		loops, err := d.Loops.List(ctx, tag)
+	for _, e := range entries {
+		b, err := os.ReadFile(e)
+		if err != nil || strings.TrimSpace(string(b)) != file {
+			continue
+		}
+		name := filepath.Base(filepath.Dir(filepath.Dir(e)))
+		names = append(names, name)
+		devno, err := os.ReadFile(filepath.Join("/sys/block", name, "dev"))
 		if err != nil {
-			return err
+			continue
 		}
-		i := slices.IndexFunc(loops, func(l devices.LoopInfo) bool { return l.Tag == tag })
-		if i < 0 {
-			return nil
+		majMin := strings.TrimSpace(string(devno))
+		ms, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+			return fmt.Sprintf("%d:%d", m.Major, m.Minor) != majMin, false
+		})
+		if err != nil {
+			return nil, false, err
 		}
-		err = d.Loops.Detach(ctx, loops[i].Path, tag)
-		if err != nil && (!errors.Is(err, devices.ErrBusy) || time.Now().After(deadline)) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
+		mounted = mounted || len(ms) > 0
 	}
+	return names, mounted, nil
 }
 
 // stopHelper ends a helper and its mount, never hanging on it: SIGTERM

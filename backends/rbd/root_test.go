@@ -30,7 +30,7 @@ type node struct {
 
 // newNode makes node name's cluster handle and data path (FUSE, tool
 // given or preferred).
-func newNode(t *testing.T, ceph *lab.Ceph, name, fuseTool string) *node {
+func newNode(t testing.TB, ceph *lab.Ceph, name, fuseTool string) *node {
 	t.Helper()
 	c := &Cluster{Conf: ceph.Conf, ClientID: ceph.ClientID(name), Pool: ceph.Pool, Node: name, Timeout: 20 * time.Second}
 	dp, err := NewDataPath(c, MapFUSE, filepath.Join(t.TempDir(), "run-"+name))
@@ -44,7 +44,7 @@ func newNode(t *testing.T, ceph *lab.Ceph, name, fuseTool string) *node {
 }
 
 // twoNodes returns nodes "node-a" and "node-b" on the shared cluster.
-func twoNodes(t *testing.T) (a, b *node, ceph *lab.Ceph) {
+func twoNodes(t testing.TB) (a, b *node, ceph *lab.Ceph) {
 	t.Helper()
 	ceph = lab.SharedCeph(t)
 	return newNode(t, ceph, "node-a", ""), newNode(t, ceph, "node-b", ""), ceph
@@ -52,11 +52,11 @@ func twoNodes(t *testing.T) (a, b *node, ceph *lab.Ceph) {
 
 var volumeSeq atomic.Int64
 
-// newVolume creates a fresh 64 MiB volume and removes it (whatever locks
+// newVolume creates a fresh volume and removes it (whatever locks
 // it has) when the test ends.
-func newVolume(t *testing.T, n *node) string {
+func newVolume(t testing.TB, n *node, size int64) string {
 	t.Helper()
-	image, err := n.Create(context.Background(), "tenant", fmt.Sprintf("v%d", volumeSeq.Add(1)), 64<<20)
+	image, err := n.Create(context.Background(), "tenant", fmt.Sprintf("v%d", volumeSeq.Add(1)), size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func newVolume(t *testing.T, n *node) string {
 
 // attach attaches the image on n and registers a cleanup that unmounts
 // what is mounted on the device and detaches it, even on failure.
-func attach(t *testing.T, n *node, image string) *Attachment {
+func attach(t testing.TB, n *node, image string) *Attachment {
 	t.Helper()
 	a, hold, err := n.dp.Attach(context.Background(), image, devices.TagPrefix+"test-"+image)
 	if err != nil {
@@ -104,7 +104,7 @@ func attach(t *testing.T, n *node, image string) *Attachment {
 
 // mountFS formats (when format) and mounts the attachment's device under
 // a temp dir; the returned func unmounts it.
-func mountFS(t *testing.T, n *node, a *Attachment, format bool) (string, func() error) {
+func mountFS(t testing.TB, n *node, a *Attachment, format bool) (string, func() error) {
 	t.Helper()
 	ctx := context.Background()
 	fs := devices.NewFilesystems()
@@ -144,7 +144,7 @@ func writeSynced(path, content string) error {
 func TestImageLifecycle(t *testing.T) {
 	a, b, _ := twoNodes(t)
 	ctx := context.Background()
-	image := newVolume(t, a)
+	image := newVolume(t, a, 64<<20)
 	if ok, err := b.Exists(ctx, image); err != nil || !ok {
 		t.Fatalf("Exists from node-b = %v, %v", ok, err)
 	}
@@ -196,7 +196,7 @@ func contains(list []string, s string) bool {
 func TestLease(t *testing.T) {
 	a, b, _ := twoNodes(t)
 	ctx := context.Background()
-	image := newVolume(t, a)
+	image := newVolume(t, a, 64<<20)
 
 	la, err := a.Acquire(ctx, image)
 	if err != nil {
@@ -263,7 +263,7 @@ func TestHandover(t *testing.T) {
 			ceph := lab.SharedCeph(t)
 			a, b := newNode(t, ceph, "node-a", tool), newNode(t, ceph, "node-b", tool)
 			ctx := context.Background()
-			image := newVolume(t, a)
+			image := newVolume(t, a, 64<<20)
 			if _, err := a.Acquire(ctx, image); err != nil {
 				t.Fatal(err)
 			}
@@ -301,67 +301,73 @@ func TestHandover(t *testing.T) {
 	}
 }
 
-// TestFence: node-a writes through its FUSE export; node-b is refused,
+// TestFence: node-a writes through its FUSE export (each helper: a fenced
+// rbd-fuse ignores SIGTERM and wedges lookups); node-b is refused,
 // fences, and from then node-a's writes fail while node-b, after fsck,
 // reads everything node-a synced before the fence.
 func TestFence(t *testing.T) {
-	a, b, _ := twoNodes(t)
-	ctx := context.Background()
-	image := newVolume(t, a)
-	la, err := a.Acquire(ctx, image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	att := attach(t, a, image)
-	dir, unmount := mountFS(t, a, att, true)
-	if err := writeSynced(filepath.Join(dir, "before"), "synced before the fence"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
-		t.Fatalf("node-b Acquire while node-a writes = %v, want ErrHeld", err)
-	}
+	for _, tool := range []string{ToolQSD, ToolRBDFuse} {
+		t.Run(tool, func(t *testing.T) {
+			ceph := lab.SharedCeph(t)
+			a, b := newNode(t, ceph, "node-a", tool), newNode(t, ceph, "node-b", tool)
+			ctx := context.Background()
+			image := newVolume(t, a, 64<<20)
+			la, err := a.Acquire(ctx, image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			att := attach(t, a, image)
+			dir, unmount := mountFS(t, a, att, true)
+			if err := writeSynced(filepath.Join(dir, "before"), "synced before the fence"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
+				t.Fatalf("node-b Acquire while node-a writes = %v, want ErrHeld", err)
+			}
 
-	tk, err := b.Fence(ctx, image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tk.By != "node-b" || tk.From != "node-a" || !tk.FromSince.Equal(la.Since) || len(tk.Blocklisted) == 0 {
-		t.Errorf("takeover = %+v", tk)
-	}
-	if err := writeSynced(filepath.Join(dir, "after"), "written after the fence"); err == nil {
-		t.Errorf("node-a wrote and synced after being fenced")
-	} else {
-		t.Logf("node-a after the fence: %v", err)
-	}
-	if _, err := a.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
-		t.Errorf("node-a Acquire after the fence = %v, want ErrHeld (node-b)", err)
-	}
-	if err := a.Release(ctx, image); !errors.Is(err, ErrNotHolder) {
-		t.Errorf("node-a Release after the fence = %v, want ErrNotHolder", err)
-	}
-	// node-a tears down locally; it must not hang on its fenced helper.
-	if err := unmount(); err != nil {
-		t.Fatalf("node-a unmount after the fence: %v", err)
-	}
-	if err := a.dp.Detach(ctx, att); err != nil {
-		t.Fatal(err)
-	}
+			tk, err := b.Fence(ctx, image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.By != "node-b" || tk.From != "node-a" || !tk.FromSince.Equal(la.Since) || len(tk.Blocklisted) == 0 {
+				t.Errorf("takeover = %+v", tk)
+			}
+			if err := writeSynced(filepath.Join(dir, "after"), "written after the fence"); err == nil {
+				t.Errorf("node-a wrote and synced after being fenced")
+			} else {
+				t.Logf("node-a after the fence: %v", err)
+			}
+			if _, err := a.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
+				t.Errorf("node-a Acquire after the fence = %v, want ErrHeld (node-b)", err)
+			}
+			if err := a.Release(ctx, image); !errors.Is(err, ErrNotHolder) {
+				t.Errorf("node-a Release after the fence = %v, want ErrNotHolder", err)
+			}
+			// node-a tears down locally; it must not hang on its fenced helper.
+			if err := unmount(); err != nil {
+				t.Fatalf("node-a unmount after the fence: %v", err)
+			}
+			if err := a.dp.Detach(ctx, att); err != nil {
+				t.Fatal(err)
+			}
 
-	attB := attach(t, b, image)
-	dirB, unmountB := mountFS(t, b, attB, false)
-	got, err := os.ReadFile(filepath.Join(dirB, "before"))
-	if err != nil || string(got) != "synced before the fence" {
-		t.Errorf("node-b reads %q, %v", got, err)
-	}
-	if err := writeSynced(filepath.Join(dirB, "b"), "node-b writes"); err != nil {
-		t.Errorf("node-b cannot write after the takeover: %v", err)
-	}
-	if err := unmountB(); err != nil {
-		t.Fatal(err)
-	}
-	log, err := b.Takeovers(ctx, image)
-	if err != nil || len(log) != 1 || log[0].By != "node-b" || log[0].From != "node-a" {
-		t.Errorf("audit = %+v, %v", log, err)
+			attB := attach(t, b, image)
+			dirB, unmountB := mountFS(t, b, attB, false)
+			got, err := os.ReadFile(filepath.Join(dirB, "before"))
+			if err != nil || string(got) != "synced before the fence" {
+				t.Errorf("node-b reads %q, %v", got, err)
+			}
+			if err := writeSynced(filepath.Join(dirB, "b"), "node-b writes"); err != nil {
+				t.Errorf("node-b cannot write after the takeover: %v", err)
+			}
+			if err := unmountB(); err != nil {
+				t.Fatal(err)
+			}
+			log, err := b.Takeovers(ctx, image)
+			if err != nil || len(log) != 1 || log[0].By != "node-b" || log[0].From != "node-a" {
+				t.Errorf("audit = %+v, %v", log, err)
+			}
+		})
 	}
 }
 
@@ -373,7 +379,7 @@ func TestPausedOSD(t *testing.T) {
 	a := newNode(t, ceph, "node-a", "")
 	a.Timeout = 5 * time.Second
 	ctx := context.Background()
-	image := newVolume(t, a)
+	image := newVolume(t, a, 64<<20)
 
 	if err := ceph.PauseOSD(); err != nil {
 		t.Fatal(err)
@@ -411,7 +417,7 @@ func TestPausedOSD(t *testing.T) {
 func TestHelperDeathAndLeftovers(t *testing.T) {
 	a, _, _ := twoNodes(t)
 	ctx := context.Background()
-	image := newVolume(t, a)
+	image := newVolume(t, a, 64<<20)
 	if _, err := a.Acquire(ctx, image); err != nil {
 		t.Fatal(err)
 	}
