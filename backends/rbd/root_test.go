@@ -255,50 +255,75 @@ func containsLease(ls []Lease, image string) bool {
 	return false
 }
 
+// forEachFUSETool runs fn as a subtest for each FUSE helper.
+func forEachFUSETool(t *testing.T, fn func(t *testing.T, tool string)) {
+	for _, tool := range []string{ToolQSD, ToolRBDFuse} {
+		t.Run(tool, func(t *testing.T) { fn(t, tool) })
+	}
+}
+
+// writer is node-a writing to a fresh volume that node-b will want.
+type writer struct {
+	a, b    *node
+	image   string
+	lease   *Lease
+	att     *Attachment
+	dir     string
+	unmount func() error
+}
+
+// startWriter makes nodes node-a and node-b using tool; node-a takes a new
+// volume's lease, attaches, formats, mounts and writes file, synced.
+func startWriter(t *testing.T, tool, file, content string) *writer {
+	t.Helper()
+	ceph := lab.SharedCeph(t)
+	w := &writer{a: newNode(t, ceph, "node-a", tool), b: newNode(t, ceph, "node-b", tool)}
+	w.image = newVolume(t, w.a, 64<<20)
+	var err error
+	if w.lease, err = w.a.Acquire(context.Background(), w.image); err != nil {
+		t.Fatal(err)
+	}
+	w.att = attach(t, w.a, w.image)
+	w.dir, w.unmount = mountFS(t, w.a, w.att, true)
+	if err := writeSynced(filepath.Join(w.dir, file), content); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // TestHandover: node-a formats, writes and syncs through the FUSE export,
 // detaches and releases; node-b takes the lease, attaches and reads.
 func TestHandover(t *testing.T) {
-	for _, tool := range []string{ToolQSD, ToolRBDFuse} {
-		t.Run(tool, func(t *testing.T) {
-			ceph := lab.SharedCeph(t)
-			a, b := newNode(t, ceph, "node-a", tool), newNode(t, ceph, "node-b", tool)
-			ctx := context.Background()
-			image := newVolume(t, a, 64<<20)
-			if _, err := a.Acquire(ctx, image); err != nil {
-				t.Fatal(err)
-			}
-			att := attach(t, a, image)
-			dir, unmount := mountFS(t, a, att, true)
-			if err := writeSynced(filepath.Join(dir, "f"), "written on node-a"); err != nil {
-				t.Fatal(err)
-			}
-			if err := unmount(); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.dp.Detach(ctx, att); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Release(ctx, image); err != nil {
-				t.Fatal(err)
-			}
-			if left, err := a.dp.Leftovers(ctx); err != nil || len(left) > 0 {
-				t.Errorf("node-a leftovers after detach: %+v, %v", left, err)
-			}
+	forEachFUSETool(t, func(t *testing.T, tool string) {
+		w := startWriter(t, tool, "f", "written on node-a")
+		a, b, image, att, unmount := w.a, w.b, w.image, w.att, w.unmount
+		ctx := context.Background()
+		if err := unmount(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.dp.Detach(ctx, att); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(ctx, image); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := a.dp.Leftovers(ctx); err != nil || len(left) > 0 {
+			t.Errorf("node-a leftovers after detach: %+v, %v", left, err)
+		}
 
-			if _, err := b.Acquire(ctx, image); err != nil {
-				t.Fatal(err)
-			}
-			attB := attach(t, b, image)
-			dirB, unmountB := mountFS(t, b, attB, false)
-			got, err := os.ReadFile(filepath.Join(dirB, "f"))
-			if err != nil || string(got) != "written on node-a" {
-				t.Errorf("node-b reads %q, %v", got, err)
-			}
-			if err := unmountB(); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+		if _, err := b.Acquire(ctx, image); err != nil {
+			t.Fatal(err)
+		}
+		attB := attach(t, b, image)
+		dirB, unmountB := mountFS(t, b, attB, false)
+		got, err := os.ReadFile(filepath.Join(dirB, "f"))
+		if err != nil || string(got) != "written on node-a" {
+			t.Errorf("node-b reads %q, %v", got, err)
+		}
+		if err := unmountB(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestFence: node-a writes through its FUSE export (each helper: a fenced
@@ -306,69 +331,57 @@ func TestHandover(t *testing.T) {
 // fences, and from then node-a's writes fail while node-b, after fsck,
 // reads everything node-a synced before the fence.
 func TestFence(t *testing.T) {
-	for _, tool := range []string{ToolQSD, ToolRBDFuse} {
-		t.Run(tool, func(t *testing.T) {
-			ceph := lab.SharedCeph(t)
-			a, b := newNode(t, ceph, "node-a", tool), newNode(t, ceph, "node-b", tool)
-			ctx := context.Background()
-			image := newVolume(t, a, 64<<20)
-			la, err := a.Acquire(ctx, image)
-			if err != nil {
-				t.Fatal(err)
-			}
-			att := attach(t, a, image)
-			dir, unmount := mountFS(t, a, att, true)
-			if err := writeSynced(filepath.Join(dir, "before"), "synced before the fence"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := b.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
-				t.Fatalf("node-b Acquire while node-a writes = %v, want ErrHeld", err)
-			}
+	forEachFUSETool(t, func(t *testing.T, tool string) {
+		w := startWriter(t, tool, "before", "synced before the fence")
+		a, b, image, la, att, dir, unmount := w.a, w.b, w.image, w.lease, w.att, w.dir, w.unmount
+		ctx := context.Background()
+		if _, err := b.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
+			t.Fatalf("node-b Acquire while node-a writes = %v, want ErrHeld", err)
+		}
 
-			tk, err := b.Fence(ctx, image)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tk.By != "node-b" || tk.From != "node-a" || !tk.FromSince.Equal(la.Since) || len(tk.Blocklisted) == 0 {
-				t.Errorf("takeover = %+v", tk)
-			}
-			if err := writeSynced(filepath.Join(dir, "after"), "written after the fence"); err == nil {
-				t.Errorf("node-a wrote and synced after being fenced")
-			} else {
-				t.Logf("node-a after the fence: %v", err)
-			}
-			if _, err := a.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
-				t.Errorf("node-a Acquire after the fence = %v, want ErrHeld (node-b)", err)
-			}
-			if err := a.Release(ctx, image); !errors.Is(err, ErrNotHolder) {
-				t.Errorf("node-a Release after the fence = %v, want ErrNotHolder", err)
-			}
-			// node-a tears down locally; it must not hang on its fenced helper.
-			if err := unmount(); err != nil {
-				t.Fatalf("node-a unmount after the fence: %v", err)
-			}
-			if err := a.dp.Detach(ctx, att); err != nil {
-				t.Fatal(err)
-			}
+		tk, err := b.Fence(ctx, image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.By != "node-b" || tk.From != "node-a" || !tk.FromSince.Equal(la.Since) || len(tk.Blocklisted) == 0 {
+			t.Errorf("takeover = %+v", tk)
+		}
+		if err := writeSynced(filepath.Join(dir, "after"), "written after the fence"); err == nil {
+			t.Errorf("node-a wrote and synced after being fenced")
+		} else {
+			t.Logf("node-a after the fence: %v", err)
+		}
+		if _, err := a.Acquire(ctx, image); !errors.Is(err, ErrHeld) {
+			t.Errorf("node-a Acquire after the fence = %v, want ErrHeld (node-b)", err)
+		}
+		if err := a.Release(ctx, image); !errors.Is(err, ErrNotHolder) {
+			t.Errorf("node-a Release after the fence = %v, want ErrNotHolder", err)
+		}
+		// node-a tears down locally; it must not hang on its fenced helper.
+		if err := unmount(); err != nil {
+			t.Fatalf("node-a unmount after the fence: %v", err)
+		}
+		if err := a.dp.Detach(ctx, att); err != nil {
+			t.Fatal(err)
+		}
 
-			attB := attach(t, b, image)
-			dirB, unmountB := mountFS(t, b, attB, false)
-			got, err := os.ReadFile(filepath.Join(dirB, "before"))
-			if err != nil || string(got) != "synced before the fence" {
-				t.Errorf("node-b reads %q, %v", got, err)
-			}
-			if err := writeSynced(filepath.Join(dirB, "b"), "node-b writes"); err != nil {
-				t.Errorf("node-b cannot write after the takeover: %v", err)
-			}
-			if err := unmountB(); err != nil {
-				t.Fatal(err)
-			}
-			log, err := b.Takeovers(ctx, image)
-			if err != nil || len(log) != 1 || log[0].By != "node-b" || log[0].From != "node-a" {
-				t.Errorf("audit = %+v, %v", log, err)
-			}
-		})
-	}
+		attB := attach(t, b, image)
+		dirB, unmountB := mountFS(t, b, attB, false)
+		got, err := os.ReadFile(filepath.Join(dirB, "before"))
+		if err != nil || string(got) != "synced before the fence" {
+			t.Errorf("node-b reads %q, %v", got, err)
+		}
+		if err := writeSynced(filepath.Join(dirB, "b"), "node-b writes"); err != nil {
+			t.Errorf("node-b cannot write after the takeover: %v", err)
+		}
+		if err := unmountB(); err != nil {
+			t.Fatal(err)
+		}
+		log, err := b.Takeovers(ctx, image)
+		if err != nil || len(log) != 1 || log[0].By != "node-b" || log[0].From != "node-a" {
+			t.Errorf("audit = %+v, %v", log, err)
+		}
+	})
 }
 
 // TestPausedOSD: with the OSD stopped, cluster calls and an attach end
