@@ -16,8 +16,9 @@ import (
 // up to its last flush is in the image and the caller must replay/fsck the
 // filesystem before mounting it.
 //
-// Fencing an image nobody holds just takes the lease; fencing this node's
-// own lease is refused.
+// Fencing an image nobody holds blocklists its watchers (clients writing
+// without a lease) and takes the lease; fencing this node's own lease is
+// refused.
 func (c *Cluster) Fence(ctx context.Context, image string) (*Takeover, error) {
 	holder, err := c.Holder(ctx, image)
 	if err != nil {

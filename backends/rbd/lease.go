@@ -131,7 +131,10 @@ func (c *Cluster) lock(ctx context.Context, image string) (*Lease, error) {
 		if herr != nil {
 			return nil, errors.Join(fmt.Errorf("image %s: %w", image, ErrHeld), herr)
 		}
-		if holder != nil && holder.Node != c.Node {
+		switch {
+		case holder == nil:
+			return nil, fmt.Errorf("image %s: the lease changed hands while this node took it, try again: %w", image, ErrHeld)
+		case holder.Node != c.Node:
 			return nil, holder.held(image)
 		}
 		return holder, nil
