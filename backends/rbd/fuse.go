@@ -62,8 +62,11 @@ func (d *DataPath) helperArgs(image string) (args, env []string) {
 
 func (d *DataPath) attachFUSE(ctx context.Context, image, tag string) (*Attachment, io.Closer, error) {
 	mp := d.mountPoint(image)
-	if m, err := fuseMount(mp); err != nil || m != nil {
-		return nil, nil, errors.Join(err, fmt.Errorf("%s is already mounted (a leftover? detach it first)", mp))
+	switch m, err := fuseMount(mp); {
+	case err != nil:
+		return nil, nil, err
+	case m != nil:
+		return nil, nil, fmt.Errorf("%s is already mounted (a leftover? detach it first)", mp)
 	}
 	if err := os.MkdirAll(d.RunDir, 0o700); err != nil {
 		return nil, nil, err

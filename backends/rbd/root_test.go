@@ -407,6 +407,12 @@ func TestPausedOSD(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Attach with the OSD stopped = %v, want a deadline error", err)
 	}
+	// The helper itself blocks opening the image: it is stopped, not left.
+	if _, _, err := a.dp.attachFUSE(ctx, image, devices.TagPrefix+"test-paused"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("FUSE export with the OSD stopped = %v, want a deadline error", err)
+	} else {
+		t.Logf("FUSE export: %v", err)
+	}
 	if left, err := a.dp.Leftovers(ctx); err != nil || len(left) > 0 {
 		t.Errorf("leftovers after the failed attach: %+v, %v", left, err)
 	}
