@@ -53,8 +53,9 @@ test-unit:
 	go test $(TEST_TAGS) -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/
 
 bench: prereqs tools
-	@echo "bench: core, devices and container start (ratios in one run)"
+	@echo "bench: core, devices, container start and rbd through FUSE (ratios in one run)"
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./volume/ ./devices/ ./integration/
+	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./backends/rbd/
 
 fuzz:
 	@for pkg in $$(go list ./...); do \

@@ -34,6 +34,13 @@ func (e *ToolError) Error() string {
 	return fmt.Sprintf("%s exited with status %d: %s", e.Tool, e.ExitCode, e.Stderr)
 }
 
+// LookTool finds a tool where RunTool looks for it, for callers that start
+// long-running helpers themselves.
+func LookTool(name string) (string, error) { return lookTool(name) }
+
+// ToolEnv is the environment tools run with.
+func ToolEnv() []string { return []string{"PATH=" + strings.Join(toolPath, ":"), "LC_ALL=C"} }
+
 // lookTool finds a tool in toolPath.
 func lookTool(name string) (string, error) {
 	for _, dir := range toolPath {
@@ -63,7 +70,7 @@ func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signa
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = []string{"PATH=" + strings.Join(toolPath, ":"), "LC_ALL=C"}
+	cmd.Env = ToolEnv()
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, stop) }
@@ -74,7 +81,7 @@ func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signa
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return nil, fmt.Errorf("%s: stopped (%s) after %s", name, unix.SignalName(stop), timeout)
+		return nil, fmt.Errorf("%s: stopped (%s) after %s: %w", name, unix.SignalName(stop), timeout, context.DeadlineExceeded)
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -84,6 +91,14 @@ func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signa
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// RunTool runs an external tool the way this package runs its own (fixed
+// PATH, argv, timeout, process group killed on expiry), for the storage
+// drivers that drive CLIs (rbd, ceph). A timeout wraps
+// context.DeadlineExceeded.
+func RunTool(ctx context.Context, timeout time.Duration, name string, args ...string) ([]byte, error) {
+	return runTool(ctx, timeout, name, args...)
 }
 
 func lastLine(s string) string {

@@ -10,6 +10,9 @@ packages=(
 	podman crun conmon uidmap                   # podman, crun and CRI-O integration tests
 	docker.io iptables                          # docker integration tests (shim)
 	fio                                         # I/O benchmarks
+	ceph-mon ceph-osd ceph-common               # test Ceph cluster, rbd and ceph CLIs
+	rbd-fuse qemu-utils qemu-system-common      # rbd pools' FUSE data path
+	qemu-block-extra                            # qemu's rbd block driver
 )
 
 missing=()

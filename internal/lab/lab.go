@@ -37,6 +37,10 @@ func Main(m *testing.M) int {
 		}
 	}
 	code := m.Run()
+	if err := stopSharedCeph(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: stop the test ceph cluster: %v\n", err)
+		code = 1
+	}
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
