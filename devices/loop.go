@@ -123,10 +123,19 @@ func checkPrivate(f *os.File, path string, dir bool) error {
 		return fmt.Errorf("%s %s: not a %s; refusing to attach it", kind, path, wantName)
 	case st.Uid != uid:
 		return fmt.Errorf("%s %s: owned by uid %d, not by uid %d that mooring runs as; chown %d %s", kind, path, st.Uid, uid, uid, path)
-	case st.Mode&0o022 != 0:
+	case st.Mode&0o022 != 0 && !(!dir && onPrivateFUSE(f)):
 		return fmt.Errorf("%s %s: writable by group or others (mode %04o); chmod go-w %s", kind, path, st.Mode&0o7777, path)
 	}
 	return nil
+}
+
+// onPrivateFUSE reports whether f lies on a FUSE filesystem. Only the user
+// that mounted one reaches it (mooring never mounts with allow_other, and
+// the owner check above proves that user is us), so the mode bits a FUSE
+// export reports (rbd-fuse says 0666) give nobody else access.
+func onPrivateFUSE(f *os.File) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.FUSE_SUPER_MAGIC
 }
 
 // openLoopNode opens /dev/loopN, creating the node when the host has no
