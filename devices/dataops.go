@@ -37,6 +37,10 @@ type DataOps interface {
 	// CopyImage copies src into the empty file dst, by reflink where the
 	// filesystem can, else sparse-aware; dst ends with src's size.
 	CopyImage(ctx context.Context, dst, src *os.File) (CopyMethod, error)
+	// Settle makes a copy of a frozen filesystem clean on its own: xfs
+	// leaves its log to replay, which a mount does (the others need
+	// nothing).
+	Settle(ctx context.Context, dev, fs string) error
 	// SetUUID gives the unmounted filesystem fs on dev a new UUID, so that
 	// a clone can be mounted beside its origin.
 	SetUUID(ctx context.Context, dev, fs, uuid string) error

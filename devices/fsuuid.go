@@ -40,6 +40,14 @@ func (t Data) SetUUID(ctx context.Context, dev, fs, uuid string) error {
 	return nil
 }
 
+// Settle implements DataOps.
+func (Data) Settle(_ context.Context, dev, fs string) error {
+	if fs != FSXFS {
+		return nil
+	}
+	return replayXFSLog(dev)
+}
+
 // replayXFSLog mounts dev (nouuid: its origin may be mounted with the same
 // UUID) on a private temporary directory and unmounts it.
 func replayXFSLog(dev string) error {

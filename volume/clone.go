@@ -105,7 +105,7 @@ func (m *Manager) createClone(ctx context.Context, tenant string, req Request, o
 		return fail(err)
 	}
 	if err := m.fillClone(ctx, &rec, snap); err != nil {
-		return fail(errors.Join(err, m.discardNewVolume(rec), os.Remove(rec.Backing+".partial")))
+		return fail(errors.Join(err, m.discardNewVolume(rec), removeIfExists(rec.Backing+".partial")))
 	}
 	m.log.Info("volume cloned", "volume", rec.Key(), "from", req.From, "method", rec.CopyMethod)
 	return rec, nil
@@ -120,7 +120,10 @@ func (m *Manager) fillClone(ctx context.Context, rec *VolumeRecord, snap Snapsho
 		return err
 	}
 	failpoint.Hit("clone:copied")
-	if err := m.setImageUUID(ctx, *rec); err != nil {
+	err = m.onImage(ctx, rec.Backing, rec.ID, func(dev string) error {
+		return m.dev.Data.SetUUID(ctx, dev, rec.FS, rec.FSUUID)
+	})
+	if err != nil {
 		return err
 	}
 	if rec.GrowPending {
@@ -132,20 +135,22 @@ func (m *Manager) fillClone(ctx context.Context, rec *VolumeRecord, snap Snapsho
 	return m.j.writeVolume(*rec)
 }
 
-// setImageUUID writes rec.FSUUID into the filesystem of rec's image.
-func (m *Manager) setImageUUID(ctx context.Context, rec VolumeRecord) error {
+// onImage runs fn on a loop device over the image, tagged with volumeID
+// (gc detaches it if we die) and detached afterwards. Caller holds that
+// volume's lock.
+func (m *Manager) onImage(ctx context.Context, image, volumeID string, fn func(dev string) error) error {
 	lock, err := m.lockAllocation(ctx)
 	if err != nil {
 		return err
 	}
-	loop, err := m.dev.Loops.Attach(ctx, rec.Backing, loopTag(rec.ID))
+	loop, err := m.dev.Loops.Attach(ctx, image, loopTag(volumeID))
 	lock.Unlock()
 	if err != nil {
-		return fmt.Errorf("attach %s: %w", rec.Backing, err)
+		return fmt.Errorf("attach %s: %w", image, err)
 	}
-	err = m.dev.Data.SetUUID(ctx, loop.Path(), rec.FS, rec.FSUUID)
+	err = fn(loop.Path())
 	// Closing the hold detaches the autoclear device.
-	return errors.Join(err, loop.Close(), ignoreBusy(m.dev.Loops.Detach(ctx, loop.Path(), loopTag(rec.ID))))
+	return errors.Join(err, loop.Close(), ignoreBusy(m.dev.Loops.Detach(ctx, loop.Path(), loopTag(volumeID))))
 }
 
 // Restore replaces a detached volume's data with a snapshot of it. The
@@ -199,7 +204,7 @@ func (m *Manager) Restore(ctx context.Context, tenant, name, snap string) (Volum
 // finishRestore marks a restore done (or undone): the image on disk is
 // the old or the new one, whole, and the record takes its size.
 func (m *Manager) finishRestore(rec *VolumeRecord) error {
-	if err := os.Remove(rec.Backing + ".partial"); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeIfExists(rec.Backing + ".partial"); err != nil {
 		return err
 	}
 	st, err := os.Stat(rec.Backing)
@@ -208,4 +213,11 @@ func (m *Manager) finishRestore(rec *VolumeRecord) error {
 	}
 	rec.Size, rec.GrowPending, rec.State = st.Size(), false, ""
 	return m.j.writeVolume(*rec)
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

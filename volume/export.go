@@ -212,7 +212,7 @@ func (m *Manager) Import(ctx context.Context, tenant string, req Request, r io.R
 		return fail(err)
 	}
 	if err := m.fillImport(ctx, rec, in, br, h, progress); err != nil {
-		return fail(errors.Join(err, os.Remove(rec.Backing+".partial"), m.discardNewVolume(rec)))
+		return fail(errors.Join(err, removeIfExists(rec.Backing+".partial"), m.discardNewVolume(rec)))
 	}
 	failpoint.Hit("import:written")
 	rec.State = ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 )
 
 // recoverDataOps finishes or undoes the data services' operations that a
@@ -34,7 +33,7 @@ func (m *Manager) recoverVolume(ctx context.Context, v VolumeRecord) error {
 	switch rec.State {
 	case StateCloning, StateImporting:
 		m.log.Info("interrupted volume discarded", "volume", rec.Key(), "state", rec.State)
-		if err := os.Remove(rec.Backing + ".partial"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := removeIfExists(rec.Backing + ".partial"); err != nil {
 			return err
 		}
 		return m.discardNewVolume(rec)

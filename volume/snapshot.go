@@ -152,6 +152,12 @@ func (m *Manager) snapshotLocked(ctx context.Context, rec VolumeRecord, snap str
 		return SnapshotRecord{}, errors.Join(err, m.j.removeSnapshot(s))
 	}
 	failpoint.Hit("snapshot:copied")
+	if mounted {
+		err := m.onImage(ctx, s.Backing, rec.ID, func(dev string) error { return m.dev.Data.Settle(ctx, dev, s.FS) })
+		if err != nil {
+			return SnapshotRecord{}, errors.Join(fmt.Errorf("settle the copy: %w", err), m.undoSnapshot(ctx, rec, s))
+		}
+	}
 	s.Method, s.Copying = string(method), false
 	if err := m.j.writeSnapshot(s); err != nil {
 		return SnapshotRecord{}, err
@@ -242,11 +248,7 @@ func (m *Manager) undoSnapshot(ctx context.Context, rec VolumeRecord, s Snapshot
 			errs = append(errs, m.dev.Data.Thaw(staging))
 		}
 	}
-	for _, p := range []string{s.Backing + ".partial", s.Backing} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, removeIfExists(s.Backing+".partial"), removeIfExists(s.Backing))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("undo interrupted snapshot %s: %w", s.Ref(), err)
 	}
@@ -281,7 +283,7 @@ func (m *Manager) RemoveSnapshot(ctx context.Context, tenant, name, snap string)
 	if s.Copying {
 		return m.undoSnapshot(ctx, rec, s)
 	}
-	if err := os.Remove(s.Backing); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeIfExists(s.Backing); err != nil {
 		return fmt.Errorf("remove snapshot %s: %w", s.Ref(), err)
 	}
 	if err := m.j.removeSnapshot(s); err != nil {
