@@ -331,3 +331,21 @@ func bytesString(n int64) string {
 	}
 	return strconv.FormatFloat(f, 'f', 1, 64) + []string{"Ki", "Mi", "Gi", "Ti", "Pi"}[i]
 }
+
+// dataRows are volume inspect's rows for the data services' state.
+func dataRows(v volume.VolumeRecord) [][]string {
+	var rows [][]string
+	if v.Origin != "" {
+		rows = append(rows, []string{"origin", v.Origin})
+	}
+	if v.CopyMethod != "" {
+		rows = append(rows, []string{"copy", v.CopyMethod})
+	}
+	if v.GrowPending {
+		rows = append(rows, []string{"grow", "pending: the filesystem grows at the next attach or mooring gc"})
+	}
+	if v.State != "" {
+		rows = append(rows, []string{"state", v.State})
+	}
+	return rows
+}

@@ -155,12 +155,12 @@ func (e *env) volumeInspect(args []string) error {
 	for _, v := range views {
 		if v.Tenant == tenant && v.Name == name {
 			return e.print(v, func(w io.Writer) {
-				table(w, []string{"FIELD", "VALUE"}, [][]string{
+				table(w, []string{"FIELD", "VALUE"}, append([][]string{
 					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
 					{"backing", v.Backing}, {"size", annotations.Size(v.Size).String()},
 					{"fs", v.FS + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
 					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
-				})
+				}, dataRows(v.VolumeRecord)...))
 				for _, a := range v.Attachments {
 					fmt.Fprintf(w, "  %s (%s, %s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Owner.Scope, a.Target, a.Step)
 				}

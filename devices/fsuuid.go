@@ -15,7 +15,9 @@ func (t Data) SetUUID(ctx context.Context, dev, fs, uuid string) error {
 	var err error
 	switch fs {
 	case FSExt4:
-		_, err = runTool(ctx, checkTimeout, "tune2fs", "-U", uuid, dev)
+		if err = checkExt4Fully(ctx, dev); err == nil {
+			_, err = runTool(ctx, checkTimeout, "tune2fs", "-U", uuid, dev)
+		}
 	case FSXFS:
 		// A copy of a frozen xfs still has a log to replay, and xfs_admin
 		// refuses to touch it until a mount has replayed it.

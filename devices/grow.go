@@ -40,11 +40,7 @@ func (Data) GrowFS(ctx context.Context, dev, mountpoint, fs string) error {
 	var err error
 	switch {
 	case fs == FSExt4 && mountpoint == "":
-		_, err = runTool(ctx, checkTimeout, "e2fsck", "-f", "-p", dev)
-		if code := exitCode(err); code == 1 || code == 2 {
-			err = nil // errors fixed by the safe "preen" repairs
-		}
-		if err == nil {
+		if err = checkExt4Fully(ctx, dev); err == nil {
 			_, err = runTool(ctx, growTimeout, "resize2fs", dev)
 		}
 	case mountpoint == "":
@@ -66,4 +62,14 @@ func (Data) GrowFS(ctx context.Context, dev, mountpoint, fs string) error {
 		return fmt.Errorf("grow %s filesystem on %s: %w", fs, dev, err)
 	}
 	return nil
+}
+
+// checkExt4Fully runs a forced e2fsck -p: resize2fs and tune2fs -U refuse
+// an ext4 that was mounted since its last full check.
+func checkExt4Fully(ctx context.Context, dev string) error {
+	_, err := runTool(ctx, checkTimeout, "e2fsck", "-f", "-p", dev)
+	if code := exitCode(err); code == 1 || code == 2 {
+		return nil // errors fixed by the safe "preen" repairs
+	}
+	return err
 }
