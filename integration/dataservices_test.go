@@ -32,6 +32,16 @@ func waitFile(t *testing.T, e *hookEnv, path string) string {
 	return ""
 }
 
+// start starts a long-running container and deletes it (its poststop
+// releases the volume) before the scratch checks what is left.
+func (e *hookEnv) start(b *lab.Bundle, id string) {
+	e.t.Helper()
+	if err := e.runc.Start(b, id); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { e.runc.Exec("delete", "--force", id) })
+}
+
 // mooring runs the CLI against the test's scratch config.
 func (e *hookEnv) mooring(args ...string) string {
 	e.t.Helper()
@@ -53,9 +63,7 @@ while [ ! -e /tmp/go ]; do sleep 0.1; done
 j=0; while [ $j -lt 16 ]; do dd if=/dev/zero of=/data/g$j bs=1M count=16 2>/tmp/err2 || { cat /tmp/err2 > /tmp/done; exit 1; }; j=$((j+1)); done
 sync; echo $$ wrote more > /tmp/done; sleep 600`
 	b := e.bundle(req, script)
-	if err := e.runc.Start(b, "filler"); err != nil {
-		t.Fatal(err)
-	}
+	e.start(b, "filler")
 	if full := waitFile(t, e, filepath.Join(b.Rootfs, "tmp/full")); !strings.Contains(full, "No space left") {
 		t.Fatalf("the container stopped writing without ENOSPC: %q", full)
 	}
@@ -84,10 +92,8 @@ max_size = "1Gi"
 grow_on_request = true
 `)
 	req := `[{name: app, target: /data, pool: elastic, size: 128Mi}]`
-	b := e.bundle(req, "echo template > /data/f && sync && touch /tmp/ready && sleep 600")
-	if err := e.runc.Start(b, "writer"); err != nil {
-		t.Fatal(err)
-	}
+	b := e.bundle(req, "echo template > /data/f && sync && echo ok > /tmp/ready && sleep 600")
+	e.start(b, "writer")
 	waitFile(t, e, filepath.Join(b.Rootfs, "tmp/ready"))
 	e.mooring("volume", "snapshot", "app", "golden")
 	if _, _, err := e.runc.Exec("delete", "--force", "writer"); err != nil {
@@ -130,9 +136,7 @@ func TestHookRuncMetricsMatchDf(t *testing.T) {
 	e := newHookEnv(t)
 	b := e.bundle(`[{name: data, target: /data, size: 256Mi}]`,
 		"dd if=/dev/zero of=/data/f bs=1M count=20 2>/dev/null && sync && df -k /data > /tmp/df && df -i /data > /tmp/dfi && sleep 600")
-	if err := e.runc.Start(b, "measured"); err != nil {
-		t.Fatal(err)
-	}
+	e.start(b, "measured")
 	df := waitFile(t, e, filepath.Join(b.Rootfs, "tmp/df"))
 	dfi, err := os.ReadFile(filepath.Join(b.Rootfs, "tmp/dfi"))
 	if err != nil {
