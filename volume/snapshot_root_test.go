@@ -160,6 +160,8 @@ func TestRootCloneFromAnnotation(t *testing.T) {
 func TestRootSnapshotCrashThaws(t *testing.T) {
 	m, cfgPath := rootManager(t)
 	st := mustAcquire(t, m, owner("live"), req("crash", "/d"))
+	// Should gc fail to thaw, the test's cleanup must not hang on it.
+	t.Cleanup(func() { devices.NewDataOps().Thaw(st[0].Source) })
 	runKilled(t, cfgPath, "snapshot", "snapshot:frozen")
 	if snaps, _ := m.Snapshots("default", "crash"); len(snaps) != 1 || !snaps[0].Copying {
 		t.Fatalf("after the crash: %+v", snaps)
