@@ -90,6 +90,7 @@ driver = "loop"
 directory = "` + e.scratch.PoolDir + `"
 max_size = "1Gi"
 grow_on_request = true
+tenants = ["*"]
 `)
 	req := `[{name: app, target: /data, pool: elastic, size: 128Mi}]`
 	b := e.bundle(req, "echo template > /data/f && sync && echo ok > /tmp/ready && sleep 600")

@@ -139,6 +139,7 @@ func TestRootGrowOnRequest(t *testing.T) {
 driver = "loop"
 max_size = "2Gi"
 grow_on_request = true
+tenants = ["*"]
 `)
 	small := Request{Name: "app", Target: "/d", Pool: "elastic", Size: 320 << 20, FS: devices.FSXFS}
 	st := mustAcquire(t, m, owner("a"), small)

@@ -43,7 +43,7 @@ func TestRootSnapshotCloneRestore(t *testing.T) {
 	} {
 		t.Run("pool-on-"+orHost(tc.poolFS)+"/"+tc.volFS, func(t *testing.T) {
 			dir := poolOn(t, tc.poolFS)
-			m, _ := rootManagerWith(t, fmt.Sprintf("[pools.p]\ndriver = \"loop\"\ndirectory = %q\n", dir))
+			m, _ := rootManagerWith(t, fmt.Sprintf("[pools.p]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n", dir))
 			ctx := context.Background()
 			r := Request{Name: "orig", Target: "/d", Pool: "p", FS: tc.volFS, Size: 320 << 20}
 			st := mustAcquire(t, m, owner("c"), r)
@@ -302,7 +302,7 @@ func BenchmarkSnapshot1GiB(b *testing.B) {
 				}
 				b.Cleanup(func() { exec.Command("umount", dir).Run() })
 			}
-			m, _ := rootManagerWith(b, fmt.Sprintf("[pools.p]\ndriver = \"loop\"\ndirectory = %q\n", dir))
+			m, _ := rootManagerWith(b, fmt.Sprintf("[pools.p]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n", dir))
 			st := mustAcquire(b, m, owner("c"), Request{Name: "big", Target: "/d", Pool: "p", Size: 1 << 30})
 			f, err := os.Create(filepath.Join(st[0].Source, "data"))
 			if err != nil {
@@ -328,7 +328,8 @@ func BenchmarkSnapshot1GiB(b *testing.B) {
 				b.StopTimer()
 				after := statfs(b, dir)
 				used += int64(before.Bfree-after.Bfree) * after.Bsize
-				b.Logf("method %s, snapshot file allocates %d bytes", s.Method, allocated(s.Backing))
+				n, _ := allocated(s.Backing)
+				b.Logf("method %s, snapshot file allocates %d bytes", s.Method, n)
 				if err := m.RemoveSnapshot(context.Background(), "default", "big", s.Name); err != nil {
 					b.Fatal(err)
 				}
