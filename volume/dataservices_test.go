@@ -68,7 +68,7 @@ func TestDataServicesRefusals(t *testing.T) {
 	mustAcquire(t, m, owner("c"), Request{Name: "disk", Target: "/d", Pool: "disks"})
 	mustRelease(t, m, "c")
 	for name, err := range map[string]error{
-		"resize": func() error { _, err := m.Resize(ctx, "default", "disk", 4<<30); return err }(),
+		"resize":   func() error { _, err := m.Resize(ctx, "default", "disk", 4<<30); return err }(),
 		"snapshot": func() error { _, err := m.Snapshot(ctx, "default", "disk", "s"); return err }(),
 		"export":   m.Export(ctx, "default", "disk", "", nil, nil),
 	} {
