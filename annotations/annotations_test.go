@@ -51,6 +51,7 @@ func TestParse(t *testing.T) {
 		{"block", "- name: a\n  target: /a\n- name: b\n  target: /b\n  size: 2G\n",
 			[]Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b", Size: 2e9}}},
 		{"quoted", `[{name: "1", target: "/data dir"}]`, []Volume{{Name: "1", Target: "/data dir"}}},
+		{"from", `[{name: b, target: /b, from: a@monday}]`, []Volume{{Name: "b", Target: "/b", From: "a@monday"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse(tc.value)
@@ -108,6 +109,12 @@ func TestFromAnnotationsRefuses(t *testing.T) {
 		{"bad unit", `[{name: a, target: /a, size: 1GB}]`, `size "1GB"`},
 		{"overflow", `[{name: a, target: /a, size: 9000000Pi}]`, "too large"},
 		{"bad fs", `[{name: a, target: /a, fs: zfs}]`, `fs "zfs": must be one of ext4, xfs, btrfs`},
+		{"from without snapshot", `[{name: b, target: /b, from: a}]`, `from "a": want VOLUME@SNAPSHOT`},
+		{"from bad snapshot", `[{name: b, target: /b, from: a@Mon_1}]`, `from "a@Mon_1": want VOLUME@SNAPSHOT`},
+		{"from two ats", `[{name: b, target: /b, from: a@b@c}]`, "want VOLUME@SNAPSHOT"},
+		{"from a path", `[{name: b, target: /b, from: ../t/a@s}]`, "want VOLUME@SNAPSHOT"},
+		{"from itself", `[{name: b, target: /b, from: b@s}]`, "its own snapshot"},
+		{"from not a string", `[{name: b, target: /b, from: [a]}]`, "from: must be a string"},
 		{"readOnly not bool", `[{name: a, target: /a, readOnly: sure}]`, "readOnly: must be a bool"},
 		{"duplicate name", `[{name: a, target: /a}, {name: a, target: /b}]`, `volume 2 ("a"): name: duplicate of volume 1`},
 		{"duplicate target", `[{name: a, target: /a}, {name: b, target: /a}]`, "duplicate of volume 1"},
@@ -182,6 +189,7 @@ func TestFormatRoundTrip(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`[{name: a, target: /a, size: 1Gi, fs: xfs, readOnly: true, pool: p}]`,
+		`[{name: b, target: /b, from: a@s}]`,
 		`[{"name":"a","target":"/a"}]`,
 		"- name: a\n  target: /a\n",
 		`[{name: a, target: /a}, {name: b, target: /a/b}]`,

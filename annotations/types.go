@@ -34,6 +34,9 @@ type Volume struct {
 	FS string `json:"fs,omitempty"`
 	// ReadOnly mounts the volume read-only inside the container.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// From is VOLUME@SNAPSHOT: a missing volume is created as a clone of
+	// that snapshot (same tenant). Ignored when the volume exists.
+	From string `json:"from,omitempty"`
 }
 
 // Size is a byte count written with binary (Ki, Mi, Gi, Ti) or decimal

@@ -38,7 +38,7 @@ func (v Volume) validate() error {
 	if v.FS != "" && !slices.Contains(Filesystems, v.FS) {
 		return fmt.Errorf("fs %q: must be one of %s", v.FS, strings.Join(Filesystems, ", "))
 	}
-	return nil
+	return checkFrom(v)
 }
 
 func checkName(field, name string, required bool) error {

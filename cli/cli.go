@@ -28,6 +28,16 @@ Commands:
   volume inspect [TENANT/]NAME
   volume rm [--tenant T] [TENANT/]NAME   refuses while the volume is attached
   pools ls                         provisioned vs capacity vs really used
+  volume resize [TENANT/]NAME --size 20Gi        grow (online when attached)
+  volume snapshot [TENANT/]NAME SNAP             crash-consistent copy
+  volume snapshot ls [[TENANT/]NAME]
+  volume snapshot rm [TENANT/]NAME@SNAP
+  volume clone [TENANT/]NAME@SNAP NEW [--size S] same tenant, new fs UUID
+  volume restore [TENANT/]NAME@SNAP              refuses while attached
+  volume export [TENANT/]NAME [--snapshot S] > FILE
+  volume import [TENANT/]NAME [--pool P] < FILE
+  volume stats [[TENANT/]NAME]
+  metrics [--textfile DIR]         Prometheus metrics (stdout, or DIR/mooring.prom)
   attachments ls
   gc                               release claims of containers that are gone
   doctor                           check loop support, fs tools and runtimes
@@ -46,6 +56,7 @@ type globals struct {
 type env struct {
 	ctx    context.Context
 	g      globals
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -59,7 +70,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, g: g, stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(rest) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command", ErrUsage)
@@ -79,6 +90,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return e.gc()
 	case "doctor":
 		return e.doctor()
+	case "metrics":
+		return e.metrics(rest)
 	case "version":
 		return e.print(map[string]string{"version": version.Version}, func(w io.Writer) {
 			fmt.Fprintln(w, "mooring", version.String())

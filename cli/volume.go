@@ -14,7 +14,7 @@ import (
 
 func (e *env) volume(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: volume create|ls|inspect|rm", ErrUsage)
+		return fmt.Errorf("%w: volume create|ls|inspect|rm|resize|snapshot|clone|restore|export|import|stats", ErrUsage)
 	}
 	switch args[0] {
 	case "create":
@@ -25,6 +25,20 @@ func (e *env) volume(args []string) error {
 		return e.volumeInspect(args[1:])
 	case "rm", "remove":
 		return e.volumeRemove(args[1:])
+	case "resize":
+		return e.volumeResize(args[1:])
+	case "snapshot", "snapshots":
+		return e.volumeSnapshot(args[1:])
+	case "clone":
+		return e.volumeClone(args[1:])
+	case "restore":
+		return e.volumeRestore(args[1:])
+	case "export":
+		return e.volumeExport(args[1:])
+	case "import":
+		return e.volumeImport(args[1:])
+	case "stats":
+		return e.volumeStats(args[1:])
 	}
 	return fmt.Errorf("%w: unknown volume command %q", ErrUsage, args[0])
 }
@@ -141,12 +155,12 @@ func (e *env) volumeInspect(args []string) error {
 	for _, v := range views {
 		if v.Tenant == tenant && v.Name == name {
 			return e.print(v, func(w io.Writer) {
-				table(w, []string{"FIELD", "VALUE"}, [][]string{
+				table(w, []string{"FIELD", "VALUE"}, append([][]string{
 					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
 					{"backing", v.Backing}, {"size", annotations.Size(v.Size).String()},
 					{"fs", v.FS + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
 					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
-				})
+				}, dataRows(v.VolumeRecord)...))
 				for _, a := range v.Attachments {
 					fmt.Fprintf(w, "  %s (%s, %s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Owner.Scope, a.Target, a.Step)
 				}

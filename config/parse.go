@@ -56,6 +56,7 @@ type poolFile struct {
 	MaxSize        string   `toml:"max_size"`
 	DefaultFS      string   `toml:"default_fs"`
 	CreateOnDemand *bool    `toml:"create_on_demand"`
+	GrowOnRequest  bool     `toml:"grow_on_request"`
 	Tenants        []string `toml:"tenants"`
 	Filesystems    []string `toml:"filesystems"`
 	Capacity       string   `toml:"capacity"`
@@ -166,13 +167,14 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		return Pool{}, fmt.Errorf("pool name must be a DNS label (a-z, 0-9, -)")
 	}
 	p := Pool{
-		Name:        name,
-		Driver:      pf.Driver,
-		Directory:   pf.Directory,
-		Devices:     pf.Devices,
-		DefaultFS:   orDefault(pf.DefaultFS, defaultFS),
-		Tenants:     pf.Tenants,
-		Filesystems: pf.Filesystems,
+		Name:          name,
+		Driver:        pf.Driver,
+		Directory:     pf.Directory,
+		Devices:       pf.Devices,
+		DefaultFS:     orDefault(pf.DefaultFS, defaultFS),
+		Tenants:       pf.Tenants,
+		Filesystems:   pf.Filesystems,
+		GrowOnRequest: pf.GrowOnRequest,
 	}
 	// Creating on demand lets every admitted tenant make volumes by naming
 	// them: on by default only where the admin said who the tenants are
@@ -203,6 +205,9 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		}
 		if len(p.Devices) == 0 {
 			return Pool{}, fmt.Errorf("devices: a block pool needs at least one device")
+		}
+		if p.GrowOnRequest {
+			return Pool{}, fmt.Errorf("grow_on_request: only for driver %q (a block device has a fixed size)", DriverLoop)
 		}
 		for _, d := range p.Devices {
 			if err := absClean(d); err != nil || !strings.HasPrefix(d, "/dev/") {

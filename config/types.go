@@ -68,6 +68,10 @@ type Pool struct {
 	// CreateOnDemand creates an unknown volume on first request; when false
 	// volumes must exist (mooring volume create).
 	CreateOnDemand bool
+	// GrowOnRequest grows an existing volume at Acquire when a request
+	// asks for a larger size (within MaxSize); off, a larger size is
+	// ignored for an existing volume.
+	GrowOnRequest bool
 	// Tenants that may use the pool; AnyTenant allows all.
 	Tenants []string
 	// Filesystems a volume of this pool may be made with; DefaultFS is

@@ -95,11 +95,15 @@ func (t Tools) Format(ctx context.Context, dev, fs, uuid string) error {
 	}
 	var name string
 	var args []string
+	// 4 KiB blocks and sectors: once an image is reflinked (a snapshot on
+	// xfs or btrfs) direct I/O to it needs 4 KiB alignment, so its loop
+	// device gets 4 KiB logical blocks, which a filesystem made with
+	// smaller ones (ext4 picks 1 KiB below 512 MiB) cannot be mounted on.
 	switch fs {
 	case FSExt4:
-		name, args = "mkfs.ext4", []string{"-q", "-m", "0", "-U", uuid, "-E", "lazy_itable_init=1,lazy_journal_init=1", dev}
+		name, args = "mkfs.ext4", []string{"-q", "-m", "0", "-b", "4096", "-U", uuid, "-E", "lazy_itable_init=1,lazy_journal_init=1", dev}
 	case FSXFS:
-		name, args = "mkfs.xfs", []string{"-q", "-m", "uuid=" + uuid, dev}
+		name, args = "mkfs.xfs", []string{"-q", "-s", "size=4096", "-m", "uuid=" + uuid, dev}
 	case FSBtrfs:
 		name, args = "mkfs.btrfs", []string{"-q", "-U", uuid, dev}
 	default:

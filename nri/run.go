@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/metrics"
 	"github.com/mooring-dev/mooring/volume"
 )
 
@@ -37,6 +38,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	interval := fs.Duration("reconcile-interval", time.Minute, "how often to release volumes of containers that are gone")
 	timeout := fs.Duration("request-timeout", DefaultRequestTimeout, "time limit for one Acquire; keep it below the runtime's plugin_request_timeout")
 	checkHook := fs.String("check-hook", "", "host path of the mooring binary the runtime runs to check where volumes were mounted (default: mooring next to this binary)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,9 +51,21 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "nri")
-	m, err := volume.New(cfg, volume.WithLogger(log))
+	opts := []volume.Option{volume.WithLogger(log)}
+	var reg *metrics.Registry
+	if *metricsAddr != "" {
+		reg = metrics.NewRegistry(true)
+		opts = append(opts, volume.WithObserver(reg.Operations))
+	}
+	m, err := volume.New(cfg, opts...)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		reg.Watch(m)
+		if err := reg.Serve(ctx, *metricsAddr, log); err != nil {
+			return fmt.Errorf("mooring-nri: %w", err)
+		}
 	}
 	p := NewPlugin(m, log, *timeout, hookPath)
 	go p.reconcileEvery(ctx, *interval)

@@ -19,7 +19,8 @@ import (
 // request order. Idempotent per (owner, volume): a retry returns the same
 // staging. On error it undoes what this call did (claims it added,
 // devices it attached, volumes it created) and leaves earlier claims alone.
-func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]Staged, error) {
+func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) (_ []Staged, err error) {
+	defer m.observe("acquire", time.Now(), &err)
 	if err := owner.validate(); err != nil {
 		return nil, err
 	}
@@ -29,6 +30,7 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) ([]S
 	for _, req := range reqs {
 		st, att, isNew, err := m.acquireOne(ctx, owner, req)
 		if err != nil {
+			m.noteError(owner.Tenant, req.Name, "acquire", err)
 			err = fmt.Errorf("volume %q: %w", req.Name, err)
 			undo, cancel := undoContext(ctx)
 			defer cancel()
@@ -90,7 +92,8 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	if err := validKey(owner.Tenant, req.Name); err != nil {
 		return Staged{}, nil, false, err
 	}
-	if _, _, _, err := m.plan(owner.Tenant, req, true); err != nil {
+	// A clone's policy is its origin's pool's: createClone checks it.
+	if _, _, _, err := m.plan(owner.Tenant, req, true); err != nil && req.From == "" {
 		return Staged{}, nil, false, err
 	}
 	lock, err := m.lockVolume(ctx, owner.Tenant, req.Name)
@@ -110,6 +113,9 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		if err := m.j.writeVolume(rec); err != nil {
 			return Staged{}, nil, false, err
 		}
+	}
+	if err := m.beforeStage(ctx, &rec, req); err != nil {
+		return Staged{}, nil, false, err
 	}
 	staging := m.stagingDir(rec.ID)
 	st := Staged{VolumeID: rec.ID, Volume: rec.Key(), Source: staging, Target: req.Target, ReadOnly: req.ReadOnly, FS: rec.FS}
@@ -181,6 +187,12 @@ func deviceOfClaims(claims []Attachment) string {
 // pool creates on demand. created says this call made it. Caller holds the
 // volume lock.
 func (m *Manager) ensureVolume(ctx context.Context, tenant string, req Request) (VolumeRecord, bool, error) {
+	if req.From != "" {
+		if _, err := m.j.readVolume(tenant, req.Name); errors.Is(err, ErrNotFound) {
+			rec, err := m.cloneOnDemand(ctx, tenant, req)
+			return rec, err == nil, err
+		}
+	}
 	rec, pool, exists, err := m.plan(tenant, req, true)
 	if err != nil {
 		return VolumeRecord{}, false, err
@@ -233,6 +245,7 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 		return err
 	}
 	failpoint.Hit("acquire:prepared")
+	m.beforeMount(ctx, rec, dev)
 	if err := makeStagingDir(att.Staging); err != nil {
 		return err
 	}
@@ -241,6 +254,7 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 	}
 	mountedHere = true
 	failpoint.Hit("acquire:mounted")
+	m.afterMount(ctx, rec)
 	att.Step = StepMounted
 	return m.j.writeAttachment(*att)
 }

@@ -205,6 +205,9 @@ func (m *Manager) Remove(ctx context.Context, tenant, name string) error {
 	if err := m.checkDetached(ctx, rec); err != nil {
 		return fmt.Errorf("remove %s: %w", rec.Key(), err)
 	}
+	if err := m.checkNoSnapshots(rec); err != nil {
+		return fmt.Errorf("remove %s: %w", rec.Key(), err)
+	}
 	if rec.Driver == config.DriverLoop {
 		if err := os.Remove(rec.Backing); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", rec.Key(), err)

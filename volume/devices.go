@@ -9,5 +9,6 @@ func realDevices() Devices {
 		FS:     devices.NewFilesystems(),
 		Mounts: devices.NewMounter(),
 		Blocks: devices.NewBlocks(),
+		Data:   devices.NewDataOps(),
 	}
 }

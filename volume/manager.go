@@ -20,6 +20,7 @@ type Devices struct {
 	FS     devices.Filesystems
 	Mounts devices.Mounter
 	Blocks devices.Blocks
+	Data   devices.DataOps
 }
 
 // Manager runs the volume lifecycle for one host. It keeps no state in
@@ -30,6 +31,7 @@ type Manager struct {
 	dev Devices
 	log *slog.Logger
 	j   journal
+	obs Observer
 }
 
 // Option configures a Manager.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
@@ -16,7 +17,8 @@ import (
 // exclusive open proves nothing holds it. Devices tagged by mooring whose
 // volume is not in this journal are left alone: another state directory
 // may own them.
-func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (ReconcileReport, error) {
+func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ ReconcileReport, err error) {
+	defer m.observe("gc", time.Now(), &err)
 	var rep ReconcileReport
 	claims, err := m.j.attachments()
 	if err != nil {
@@ -47,6 +49,7 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (Reconci
 			errs = append(errs, fmt.Errorf("volume %s: %w", v.Key(), err))
 		}
 	}
+	errs = append(errs, m.recoverDataOps(ctx, vols)...)
 	if err := errors.Join(errs...); err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,7 +17,8 @@ import (
 // scope and id); a volume whose last user left is synced, unmounted and
 // detached. Idempotent (an unknown owner is not an error); never deletes
 // data.
-func (m *Manager) Release(ctx context.Context, owner Owner) error {
+func (m *Manager) Release(ctx context.Context, owner Owner) (err error) {
+	defer m.observe("release", time.Now(), &err)
 	return m.eachClaim("release", owner, owner.SameAs, func(a Attachment) error {
 		_, err := m.releaseClaim(ctx, a, nil)
 		return err

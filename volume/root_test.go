@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(acquireHelper())
 	}
+	if op := os.Getenv(dataOpHelperEnv); op != "" {
+		os.Exit(dataOpHelper(op))
+	}
 	os.Exit(m.Run())
 }
 

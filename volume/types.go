@@ -64,6 +64,8 @@ type VolumeRecord struct {
 	// someone's data and a failed Acquire never discards it.
 	Used    bool      `json:"used,omitempty"`
 	Created time.Time `json:"created"`
+	// Data services (resize.go, snapshot.go, export.go).
+	DataState
 }
 
 // Key is the volume's name as tenants and admins write it: tenant/name.
