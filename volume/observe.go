@@ -69,6 +69,11 @@ func (m *Manager) noteError(tenant, name, op string, err error) {
 	if validKey(tenant, name) != nil {
 		return
 	}
+	// Only a volume that exists keeps its last error: a refused request
+	// for a name that does not exist leaves nothing behind.
+	if _, rerr := m.j.readVolume(tenant, name); rerr != nil {
+		return
+	}
 	e := LastError{Time: time.Now().UTC(), Op: op, Error: err.Error()}
 	if werr := writeJSON(m.j.lastErrorPath(tenant, name), e); werr != nil {
 		m.log.Warn("cannot record last error", "volume", tenant+"/"+name, "error", werr)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
@@ -120,16 +121,29 @@ func assertNothingStaged(t testing.TB, m *Manager) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loops, err := m.dev.Loops.List(context.Background(), devices.TagPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range vols {
-		for _, l := range loops {
-			if l.Tag == loopTag(v.ID) {
-				t.Errorf("volume %s still attached at %s", v.Key(), l.Path)
+	// Autoclear detaches after the last close, asynchronously, and btrfs
+	// lets its device go a moment after umount: allow a few seconds.
+	var left []string
+	for range 50 {
+		loops, err := m.dev.Loops.List(context.Background(), devices.TagPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = left[:0]
+		for _, v := range vols {
+			for _, l := range loops {
+				if l.Tag == loopTag(v.ID) {
+					left = append(left, fmt.Sprintf("volume %s still attached at %s", v.Key(), l.Path))
+				}
 			}
 		}
+		if len(left) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, l := range left {
+		t.Error(l)
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
