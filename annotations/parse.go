@@ -13,6 +13,8 @@ import (
 
 	goyaml "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // Effective returns the annotation that carries the request for the named
@@ -132,7 +134,7 @@ func typeError(field string, err error) string {
 }
 
 func quotedName(n string) string {
-	if n == "" || !namePattern.MatchString(n) {
+	if n == "" || !vocab.IsLabel(n) {
 		return ""
 	}
 	return fmt.Sprintf(" (%q)", n)

@@ -3,6 +3,8 @@ package annotations
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // ErrCRITenant marks a container a CRI runtime made whose Kubernetes
@@ -46,7 +48,7 @@ func Tenant(ann map[string]string, defaultTenant string) (string, error) {
 		switch {
 		case !ok:
 			continue
-		case !namePattern.MatchString(v):
+		case !vocab.IsLabel(v):
 			return "", fmt.Errorf("%w: %s %q (%s) is not a namespace name", ErrCRITenant, k.key, v, k.runtime)
 		case from != "" && v != ns:
 			return "", fmt.Errorf("%w: %s says %q but %s says %q; a pod annotation is forging one", ErrCRITenant, from, ns, k.key, v)

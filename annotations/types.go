@@ -1,5 +1,7 @@
 package annotations
 
+import "github.com/mooring-dev/mooring/internal/vocab"
+
 // Annotation keys, checked in this order; the first present wins.
 const (
 	// KeyContainerPrefix + <container-name> addresses one container of a pod.
@@ -29,7 +31,7 @@ type Volume struct {
 	Pool string `json:"pool,omitempty"`
 	// Size in bytes used when the volume is created on demand; 0 means the
 	// pool default.
-	Size Size `json:"size,omitempty"`
+	Size vocab.Size `json:"size,omitempty"`
 	// FS is ext4, xfs or btrfs; empty means the pool default.
 	FS string `json:"fs,omitempty"`
 	// ReadOnly mounts the volume read-only inside the container.
@@ -38,7 +40,3 @@ type Volume struct {
 	// that snapshot (same tenant). Ignored when the volume exists.
 	From string `json:"from,omitempty"`
 }
-
-// Size is a byte count written with binary (Ki, Mi, Gi, Ti) or decimal
-// (k, M, G, T) units, or a plain number of bytes.
-type Size int64

@@ -4,16 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
-
-var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// Filesystems a request may ask for.
-var Filesystems = []string{"ext4", "xfs", "btrfs"}
 
 // forbidden are container paths a volume must not cover: the kernel's
 // interfaces, which runtimes mount themselves.
@@ -35,8 +31,8 @@ func (v Volume) validate() error {
 	if v.Size < 0 {
 		return fmt.Errorf("size: must be more than zero")
 	}
-	if v.FS != "" && !slices.Contains(Filesystems, v.FS) {
-		return fmt.Errorf("fs %q: must be one of %s", v.FS, strings.Join(Filesystems, ", "))
+	if v.FS != "" && !vocab.IsFilesystem(v.FS) {
+		return fmt.Errorf("fs %q: must be one of %s", v.FS, strings.Join(vocab.Filesystems, ", "))
 	}
 	return checkFrom(v)
 }
@@ -48,7 +44,7 @@ func checkName(field, name string, required bool) error {
 		}
 		return nil
 	}
-	if !namePattern.MatchString(name) {
+	if !vocab.IsLabel(name) {
 		return fmt.Errorf("%s %q: want 1-63 characters a-z, 0-9 and '-', starting and ending with a letter or digit", field, limit(name))
 	}
 	return nil

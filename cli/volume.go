@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/internal/vocab"
 	"github.com/mooring-dev/mooring/volume"
 )
 
@@ -58,15 +57,15 @@ func (e *env) volumeCreate(args []string) error {
 	}
 	req := volume.Request{Name: pos[0], Pool: *pool, FS: *fsType}
 	if *size != "" {
-		if req.Size, err = annotations.ParseSize(*size); err != nil {
+		if req.Size, err = vocab.ParseSize(*size); err != nil {
 			return fmt.Errorf("volume create: %w", err)
 		}
 		if req.Size == 0 {
 			return fmt.Errorf("volume create: size must be more than zero")
 		}
 	}
-	if *fsType != "" && !slices.Contains(annotations.Filesystems, *fsType) {
-		return fmt.Errorf("volume create: fs %q: must be one of %s", *fsType, strings.Join(annotations.Filesystems, ", "))
+	if *fsType != "" && !vocab.IsFilesystem(*fsType) {
+		return fmt.Errorf("volume create: fs %q: must be one of %s", *fsType, strings.Join(vocab.Filesystems, ", "))
 	}
 	m, err := e.manager()
 	if err != nil {
@@ -78,7 +77,7 @@ func (e *env) volumeCreate(args []string) error {
 		return err
 	}
 	return e.print(rec, func(w io.Writer) {
-		fmt.Fprintf(w, "created %s (%s %s in pool %s, formatted on first use)\n", rec.Key(), annotations.Size(rec.Size), rec.FS, rec.Pool)
+		fmt.Fprintf(w, "created %s (%s %s in pool %s, formatted on first use)\n", rec.Key(), vocab.Size(rec.Size), rec.FS, rec.Pool)
 	})
 }
 
@@ -136,7 +135,7 @@ func (e *env) volumeList(args []string) error {
 	return e.print(shown, func(w io.Writer) {
 		rows := make([][]string, len(shown))
 		for i, v := range shown {
-			rows[i] = []string{v.Tenant, v.Name, v.Pool, annotations.Size(v.Size).String(), human(v.Used), v.FS,
+			rows[i] = []string{v.Tenant, v.Name, v.Pool, vocab.Size(v.Size).String(), human(v.Used), v.FS,
 				strconv.FormatBool(v.Formatted), strconv.Itoa(len(v.Attachments)), age(v.Created)}
 		}
 		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "USED", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
@@ -157,7 +156,7 @@ func (e *env) volumeInspect(args []string) error {
 			return e.print(v, func(w io.Writer) {
 				table(w, []string{"FIELD", "VALUE"}, append([][]string{
 					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
-					{"backing", v.Backing}, {"size", annotations.Size(v.Size).String()},
+					{"backing", v.Backing}, {"size", vocab.Size(v.Size).String()},
 					{"fs", v.FS + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
 					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
 				}, dataRows(v.VolumeRecord)...))

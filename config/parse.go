@@ -12,7 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // ErrUnknownPool is returned for a pool the config does not define.
@@ -79,9 +79,6 @@ const (
 )
 
 var (
-	// label is a DNS label: pool names and tenants (Kubernetes namespaces).
-	label    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	fsTypes  = []string{"ext4", "xfs", "btrfs"}
 	progName = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
 )
 
@@ -124,7 +121,7 @@ func (f file) validate() (*Config, error) {
 		}
 	}
 	for key, t := range map[string]string{"default_tenant": c.DefaultTenant, "env_tenant": c.EnvTenant} {
-		if !label.MatchString(t) {
+		if !vocab.IsLabel(t) {
 			return nil, fmt.Errorf("config: %s %q: must be a DNS label (a-z, 0-9, -)", key, t)
 		}
 	}
@@ -163,7 +160,7 @@ func (f file) validate() (*Config, error) {
 }
 
 func (pf poolFile) validate(name string, global quota) (Pool, error) {
-	if !label.MatchString(name) {
+	if !vocab.IsLabel(name) {
 		return Pool{}, fmt.Errorf("pool name must be a DNS label (a-z, 0-9, -)")
 	}
 	p := Pool{
@@ -187,7 +184,7 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		p.Tenants = []string{AnyTenant}
 	}
 	if len(p.Filesystems) == 0 {
-		p.Filesystems = fsTypes
+		p.Filesystems = slices.Clone(vocab.Filesystems)
 	}
 	switch p.Driver {
 	case DriverLoop:
@@ -227,11 +224,11 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		return Pool{}, err
 	}
 	if p.DefaultSize > p.MaxSize {
-		return Pool{}, fmt.Errorf("default_size %s is larger than max_size %s", pf.DefaultSize, annotations.Size(p.MaxSize))
+		return Pool{}, fmt.Errorf("default_size %s is larger than max_size %s", pf.DefaultSize, vocab.Size(p.MaxSize))
 	}
 	for _, fs := range p.Filesystems {
-		if !slices.Contains(fsTypes, fs) {
-			return Pool{}, fmt.Errorf("filesystems: %q must be one of %s", fs, strings.Join(fsTypes, ", "))
+		if !vocab.IsFilesystem(fs) {
+			return Pool{}, fmt.Errorf("filesystems: %q must be one of %s", fs, strings.Join(vocab.Filesystems, ", "))
 		}
 	}
 	if !slices.Contains(p.Filesystems, p.DefaultFS) {
@@ -255,7 +252,7 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 	}
 	p.MaxVolumes, p.MaxBytes = lim.volumes, lim.bytes
 	for _, t := range p.Tenants {
-		if t != AnyTenant && !label.MatchString(t) {
+		if t != AnyTenant && !vocab.IsLabel(t) {
 			return Pool{}, fmt.Errorf("tenants: %q must be %q or a DNS label (a Kubernetes namespace)", t, AnyTenant)
 		}
 	}
@@ -298,7 +295,7 @@ func size(key, value string, def int64) (int64, error) {
 	if value == "" {
 		return def, nil
 	}
-	s, err := annotations.ParseSize(value)
+	s, err := vocab.ParseSize(value)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", key, err)
 	}

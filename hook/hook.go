@@ -189,7 +189,7 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if err != nil {
 		return err
 	}
-	reqs = notYetMounted(reqs, spec, m.Config().RunDir, root)
+	reqs = notYetMounted(reqs, spec, m.IsStaging, root)
 	if len(reqs) == 0 {
 		return nil
 	}
@@ -223,14 +223,14 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 }
 
 // notYetMounted drops requests the shim already turned into bind mounts
-// from mooring's staging dir, so a container with both never attaches twice.
+// of staging directories (isStaging), so a container with both never
+// attaches twice.
 // The shim writes each target resolved in the rootfs (see oci.MkdirInRoot),
 // so a request also matches a staged mount at its target's resolved path.
-func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, runDir, root string) []annotations.Volume {
-	staging := filepath.Join(runDir, "mnt") + "/"
+func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, isStaging func(path string) bool, root string) []annotations.Volume {
 	staged := map[string]bool{}
 	for _, mnt := range spec.Mounts {
-		if strings.HasPrefix(mnt.Source, staging) {
+		if isStaging(mnt.Source) {
 			staged[mnt.Destination] = true
 		}
 	}

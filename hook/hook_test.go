@@ -9,6 +9,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/volume"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -57,7 +59,11 @@ func TestNotYetMounted(t *testing.T) {
 		{Destination: "/b", Source: "/elsewhere", Type: "bind"},
 		{Destination: "/srv/c", Source: "/run/mooring/mnt/v3", Type: "bind"},
 	}}
-	got := notYetMounted(reqs, spec, "/run/mooring", root)
+	m, err := volume.New(&config.Config{RunDir: "/run/mooring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := notYetMounted(reqs, spec, m.IsStaging, root)
 	if len(got) != 2 || got[0].Name != "b" || got[1].Name != "d" {
 		t.Fatalf("got %+v, want only b and d (a and c were added by the shim)", got)
 	}

@@ -126,27 +126,24 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 		p.setLive(ctr.GetId(), false)
 		return nil, nil, p.refuse(pod, ctr, err)
 	}
-	adjust := p.adjustment(staged)
+	adjust := adjustment(staged, p.checkHook)
 	p.log.Info("volumes added", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "id", ctr.GetId(), "volumes", len(staged))
 	return adjust, nil, nil
 }
 
 // adjustment adds a bind mount per staged volume and the createRuntime
-// hook that applies the target rule to where the runtime mounted them:
-// the runtime resolves each target in a rootfs the plugin never sees.
-func (p *Plugin) adjustment(staged []volume.Staged) *api.ContainerAdjustment {
+// hook (checkHook, the mooring binary) that applies the target rule to
+// where the runtime mounted them: the runtime resolves each target in a
+// rootfs the plugin never sees.
+func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustment {
 	adjust := &api.ContainerAdjustment{}
 	check := &api.Hook{
-		Path:    p.checkHook,
+		Path:    checkHook,
 		Args:    []string{"mooring", "hook", hook.StageCheckMounts},
 		Timeout: api.Int(checkHookTimeout),
 	}
 	for _, s := range staged {
-		opts := []string{"rbind", "nosuid", "nodev"}
-		if s.ReadOnly {
-			opts = append(opts, "ro")
-		}
-		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: opts})
+		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
 		check.Args = append(check.Args, s.Source)
 	}
 	adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})

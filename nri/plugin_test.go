@@ -321,11 +321,10 @@ func TestSynchronizeReleasesStaleClaims(t *testing.T) {
 // rootfs, so every adjustment with volumes carries the createRuntime hook
 // that applies the target rule to the runtime's mounts.
 func TestAdjustmentChecksWhereTheRuntimeMounted(t *testing.T) {
-	p := NewPlugin(nil, slog.New(slog.DiscardHandler), 0, "/opt/mooring/bin/mooring")
-	adj := p.adjustment([]volume.Staged{
+	adj := adjustment([]volume.Staged{
 		{Volume: "a", Source: "/run/mooring/mnt/v1", Target: "/a"},
 		{Volume: "b", Source: "/run/mooring/mnt/v2", Target: "/b", ReadOnly: true},
-	})
+	}, "/opt/mooring/bin/mooring")
 	if len(adj.GetMounts()) != 2 || adj.GetMounts()[1].Destination != "/b" || !slices.Contains(adj.GetMounts()[1].Options, "ro") {
 		t.Fatalf("mounts: %v", adj.GetMounts())
 	}

@@ -190,23 +190,19 @@ func request(cfg *config.Config, s *spec) ([]annotations.Volume, string, error) 
 	return nil, "", nil
 }
 
-// rewrite adds a bind mount per staged volume, at its target resolved in
-// the rootfs (dest), and the poststop hook that releases them (as the
-// shim's owner in the runtime root scope).
+// rewrite adds the staged volumes' mounts (see specMounts) that the spec
+// does not have yet (a retried create), and the poststop hook that
+// releases them (as the shim's owner in the runtime root scope).
 func rewrite(s *spec, staged []volume.Staged, dest map[string]string, scope string) error {
-	for _, st := range staged {
-		d, ok := dest[st.Target]
-		if !ok {
-			return fmt.Errorf("volume %s: target %s was not resolved in the rootfs", st.Volume, st.Target)
-		}
-		if s.hasMount(st.Source, d) {
+	mounts, err := specMounts(staged, dest)
+	if err != nil {
+		return err
+	}
+	for _, mnt := range mounts {
+		if s.hasMount(mnt.Source, mnt.Destination) {
 			continue
 		}
-		opts := []string{"rbind", "nosuid", "nodev"}
-		if st.ReadOnly {
-			opts = append(opts, "ro")
-		}
-		if err := s.addMount(specs.Mount{Destination: d, Type: "bind", Source: st.Source, Options: opts}); err != nil {
+		if err := s.addMount(mnt); err != nil {
 			return err
 		}
 	}

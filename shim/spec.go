@@ -13,6 +13,7 @@ import (
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/oci"
+	"github.com/mooring-dev/mooring/volume"
 )
 
 // spec is a config.json edited in place: only "mounts" and "hooks" are
@@ -162,6 +163,21 @@ func (s *spec) rootPath(bundle string) (string, error) {
 		}
 	}
 	return oci.RootPath(bundle, root)
+}
+
+// specMounts maps staged volumes to the spec's bind mounts: each at its
+// target resolved in the rootfs (dest, see resolveTargets), with the
+// options the core gives it.
+func specMounts(staged []volume.Staged, dest map[string]string) ([]specs.Mount, error) {
+	mounts := make([]specs.Mount, 0, len(staged))
+	for _, st := range staged {
+		d, ok := dest[st.Target]
+		if !ok {
+			return nil, fmt.Errorf("volume %s: target %s was not resolved in the rootfs", st.Volume, st.Target)
+		}
+		mounts = append(mounts, specs.Mount{Destination: d, Type: "bind", Source: st.Source, Options: st.MountOptions()})
+	}
+	return mounts, nil
 }
 
 // resolveTargets applies the target rule in the container's rootfs before

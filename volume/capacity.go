@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // ErrQuota is returned when a tenant is at its max_volumes or max_bytes
@@ -72,7 +72,7 @@ func newVolumeSpec(req Request, pool config.Pool) (int64, string, error) {
 		return 0, "", fmt.Errorf("size must be positive")
 	}
 	if size > pool.MaxSize {
-		return 0, "", fmt.Errorf("%w: %s asked, pool %q allows at most %s", ErrTooLarge, annotations.Size(size), pool.Name, annotations.Size(pool.MaxSize))
+		return 0, "", fmt.Errorf("%w: %s asked, pool %q allows at most %s", ErrTooLarge, vocab.Size(size), pool.Name, vocab.Size(pool.MaxSize))
 	}
 	fs := req.FS
 	if fs == "" {
@@ -108,14 +108,14 @@ func (m *Manager) checkRoom(tenant string, pool config.Pool, size int64) error {
 		return fmt.Errorf("pool %q: %w: tenant %q has %d volumes there, max_volumes is %d", pool.Name, ErrQuota, tenant, count, pool.MaxVolumes)
 	}
 	if pool.MaxBytes > 0 && mine+size > pool.MaxBytes {
-		return fmt.Errorf("pool %q: %w: tenant %q holds %s there, %s more would pass max_bytes %s", pool.Name, ErrQuota, tenant, annotations.Size(mine), annotations.Size(size), annotations.Size(pool.MaxBytes))
+		return fmt.Errorf("pool %q: %w: tenant %q holds %s there, %s more would pass max_bytes %s", pool.Name, ErrQuota, tenant, vocab.Size(mine), vocab.Size(size), vocab.Size(pool.MaxBytes))
 	}
 	capacity, err := m.capacity(pool)
 	if err != nil {
 		return err
 	}
 	if provisioned+size > capacity {
-		return fmt.Errorf("pool %q: %w: %s of its capacity %s is provisioned, %s more asked", pool.Name, devices.ErrNoSpace, annotations.Size(provisioned), annotations.Size(capacity), annotations.Size(size))
+		return fmt.Errorf("pool %q: %w: %s of its capacity %s is provisioned, %s more asked", pool.Name, devices.ErrNoSpace, vocab.Size(provisioned), vocab.Size(capacity), vocab.Size(size))
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (p poolFS) reserve() int64 { return max(p.size/20, minReserve) }
 // would eat into the reserve: it needs that much free, up to the reserve.
 func (p poolFS) check(pool string, unallocated int64) error {
 	if need := min(unallocated, p.reserve()); p.free < need {
-		return fmt.Errorf("pool %q: %w: the filesystem of %s has %s free, %s needed (free some space or lower the pool's capacity)", pool, devices.ErrNoSpace, p.dir, annotations.Size(p.free), annotations.Size(need))
+		return fmt.Errorf("pool %q: %w: the filesystem of %s has %s free, %s needed (free some space or lower the pool's capacity)", pool, devices.ErrNoSpace, p.dir, vocab.Size(p.free), vocab.Size(need))
 	}
 	return nil
 }

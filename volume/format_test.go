@@ -17,12 +17,12 @@ import (
 // cancellation but with a deadline of its own.
 func TestUndoIsBounded(t *testing.T) {
 	m, k := newTestManager(t)
-	k.probeErr = errors.New("probe failed")
+	k.ProbeErr = errors.New("probe failed")
 	if _, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")}); err == nil {
 		t.Fatal("acquire with a failing probe succeeded")
 	}
-	if k.undoWithoutDeadline != 0 {
-		t.Fatalf("%d undo steps ran without a deadline", k.undoWithoutDeadline)
+	if k.UndoWithoutDeadline != 0 {
+		t.Fatalf("%d undo steps ran without a deadline", k.UndoWithoutDeadline)
 	}
 	assertClean(t, m, k)
 }
@@ -36,16 +36,16 @@ func TestCheckOnlyWhenNotClean(t *testing.T) {
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
 	}
-	if k.checks != 0 {
-		t.Fatalf("%d checks of a clean filesystem", k.checks)
+	if k.Checks != 0 {
+		t.Fatalf("%d checks of a clean filesystem", k.Checks)
 	}
 	rec, _ := m.Volume("default", "v")
-	k.corrupt[rec.Backing] = true
+	k.Corrupt[rec.Backing] = true
 	if _, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")}); !errors.Is(err, devices.ErrCorrupt) {
 		t.Fatalf("acquire of a filesystem with errors: %v, want ErrCorrupt", err)
 	}
-	if k.checks != 1 {
-		t.Fatalf("%d checks of a filesystem with errors, want 1", k.checks)
+	if k.Checks != 1 {
+		t.Fatalf("%d checks of a filesystem with errors, want 1", k.Checks)
 	}
 }
 

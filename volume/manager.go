@@ -12,6 +12,7 @@ import (
 
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // Devices are the side effects the core uses.
@@ -63,7 +64,18 @@ func (m *Manager) Config() *config.Config { return m.cfg }
 // stagingDir is where a volume is mounted on the host, for front-ends to
 // bring into containers.
 func (m *Manager) stagingDir(volumeID string) string {
-	return filepath.Join(m.cfg.RunDir, "mnt", volumeID)
+	return filepath.Join(m.stagingRoot(), volumeID)
+}
+
+// stagingRoot holds every staging directory.
+func (m *Manager) stagingRoot() string { return filepath.Join(m.cfg.RunDir, "mnt") }
+
+// IsStaging reports whether path is a volume's staging directory: a mount
+// source a front-end took from a Staged (the hook leaves such mounts,
+// which the shim put in the spec, to the runtime).
+func (m *Manager) IsStaging(path string) bool {
+	dir, name := filepath.Split(path)
+	return name != "" && filepath.Clean(dir) == m.stagingRoot() && filepath.Clean(path) == path
 }
 
 // lockVolume takes the per-volume lock, keyed by tenant and name because
@@ -146,7 +158,7 @@ func validKey(tenant, name string) error {
 	if err := validTenant(tenant); err != nil {
 		return err
 	}
-	if !tenantPattern.MatchString(name) {
+	if !vocab.IsLabel(name) {
 		return fmt.Errorf("invalid volume name %q: must be a DNS label", name)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/volume/volumetest"
 )
 
 const gib = 1 << 30
@@ -60,15 +61,20 @@ tenants = ["*"]
 	return cfg
 }
 
-func newTestManager(t *testing.T) (*Manager, *fakeKernel) {
+func newTestManager(t *testing.T) (*Manager, *volumetest.Kernel) {
 	t.Helper()
-	k := newFakeKernel()
-	k.blocks["/dev/fake0"] = fakeBlock{major: 8, minor: 16, size: 2 * gib}
-	m, err := New(testConfig(t), WithDevices(k.devices()))
+	k := volumetest.NewKernel()
+	k.Blocks["/dev/fake0"] = volumetest.Block{Major: 8, Minor: 16, Size: 2 * gib}
+	m, err := New(testConfig(t), WithDevices(fakeDevices(k)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, k
+}
+
+// fakeDevices serves every device of the core from k.
+func fakeDevices(k *volumetest.Kernel) Devices {
+	return Devices{Loops: k, FS: k, Mounts: k, Blocks: k}
 }
 
 func owner(id string) Owner { return Owner{ID: id, Tenant: "default", Frontend: "test"} }
@@ -92,12 +98,12 @@ func mustRelease(t testing.TB, m *Manager, id string) {
 }
 
 // assertClean checks nothing is attached, mounted or claimed.
-func assertClean(t *testing.T, m *Manager, k *fakeKernel) {
+func assertClean(t *testing.T, m *Manager, k *volumetest.Kernel) {
 	t.Helper()
-	if n := k.attachedCount(); n != 0 {
+	if n := k.AttachedCount(); n != 0 {
 		t.Errorf("%d loop devices still attached", n)
 	}
-	if n := k.mountCount(); n != 0 {
+	if n := k.MountCount(); n != 0 {
 		t.Errorf("%d mounts left", n)
 	}
 	atts, err := m.Attachments()
@@ -115,7 +121,7 @@ func TestLifecycleFormatsOnceAndKeepsData(t *testing.T) {
 	if len(st) != 1 || st[0].Target != "/data" || st[0].Volume != "default/pgdata" {
 		t.Fatalf("staged = %+v", st)
 	}
-	if ok, _ := (fakeMounts{k}).Mounted(st[0].Source); !ok {
+	if ok, _ := k.Mounted(st[0].Source); !ok {
 		t.Fatal("staging dir not mounted")
 	}
 	mustRelease(t, m, "c1")
@@ -125,17 +131,17 @@ func TestLifecycleFormatsOnceAndKeepsData(t *testing.T) {
 	if st2[0].VolumeID != st[0].VolumeID {
 		t.Errorf("second acquire got volume %s, want %s", st2[0].VolumeID, st[0].VolumeID)
 	}
-	if k.formats != 1 {
-		t.Errorf("formatted %d times, want 1", k.formats)
+	if k.Formats != 1 {
+		t.Errorf("formatted %d times, want 1", k.Formats)
 	}
-	if k.checks != 0 {
-		t.Errorf("checked %d times, want 0 (the filesystem was cleanly unmounted)", k.checks)
+	if k.Checks != 0 {
+		t.Errorf("checked %d times, want 0 (the filesystem was cleanly unmounted)", k.Checks)
 	}
 	mustRelease(t, m, "c2")
 	assertClean(t, m, k)
 
 	// State is on disk: a new manager sees the formatted volume.
-	m2, err := New(m.cfg, WithDevices(k.devices()))
+	m2, err := New(m.cfg, WithDevices(fakeDevices(k)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +160,8 @@ func TestAcquireIsIdempotentPerOwner(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		mustAcquire(t, m, owner("c1"), req("a", "/a"), req("b", "/b"))
 	}
-	if k.attaches != 2 || k.mountCount() != 2 {
-		t.Errorf("attaches=%d mounts=%d, want 2 and 2", k.attaches, k.mountCount())
+	if k.Attaches != 2 || k.MountCount() != 2 {
+		t.Errorf("attaches=%d mounts=%d, want 2 and 2", k.Attaches, k.MountCount())
 	}
 	atts, _ := m.Attachments()
 	if len(atts) != 2 {
@@ -174,11 +180,11 @@ func TestSharedVolumeReleasedByLastUser(t *testing.T) {
 	if a[0].Source != b[0].Source || !b[0].ReadOnly || b[0].Target != "/elsewhere" {
 		t.Fatalf("shared staging differs: %+v vs %+v", a, b)
 	}
-	if k.attaches != 1 {
-		t.Errorf("attached %d times, want 1", k.attaches)
+	if k.Attaches != 1 {
+		t.Errorf("attached %d times, want 1", k.Attaches)
 	}
 	mustRelease(t, m, "c1")
-	if k.mountCount() != 1 {
+	if k.MountCount() != 1 {
 		t.Fatal("volume unmounted while c2 still uses it")
 	}
 	mustRelease(t, m, "c2")
@@ -204,8 +210,8 @@ func TestAcquireUndoesItsOwnWorkOnError(t *testing.T) {
 	if _, err := m.Volume("default", "fresh"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("volume created by the failed call survived: %v", err)
 	}
-	if k.attachedCount() != 1 || k.mountCount() != 1 {
-		t.Errorf("attached=%d mounts=%d, want 1 and 1", k.attachedCount(), k.mountCount())
+	if k.AttachedCount() != 1 || k.MountCount() != 1 {
+		t.Errorf("attached=%d mounts=%d, want 1 and 1", k.AttachedCount(), k.MountCount())
 	}
 	mustRelease(t, m, "c1")
 	assertClean(t, m, k)
@@ -259,24 +265,24 @@ func TestTenantsAreIsolated(t *testing.T) {
 func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 	t.Run("foreign filesystem on a new volume", func(t *testing.T) {
 		m, k := newTestManager(t)
-		k.blocks["/dev/fake0"] = fakeBlock{major: 8, minor: 16, size: 2 * gib}
-		k.fs["/dev/fake0"] = devices.Probe{Type: "ext4", UUID: "someone-elses"}
+		k.Blocks["/dev/fake0"] = volumetest.Block{Major: 8, Minor: 16, Size: 2 * gib}
+		k.Filesystems["/dev/fake0"] = devices.Probe{Type: "ext4", UUID: "someone-elses"}
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{{Name: "v", Target: "/v", Pool: "disks"}})
 		if !errors.Is(err, devices.ErrNotOurs) {
 			t.Fatalf("err = %v, want ErrNotOurs", err)
 		}
-		if k.formats != 0 {
+		if k.Formats != 0 {
 			t.Fatal("formatted a foreign device")
 		}
 		assertClean(t, m, k)
 	})
 	t.Run("probe failure", func(t *testing.T) {
 		m, k := newTestManager(t)
-		k.probeErr = errors.New("blkid: I/O error")
+		k.ProbeErr = errors.New("blkid: I/O error")
 		if _, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")}); err == nil {
 			t.Fatal("acquired despite a failed probe")
 		}
-		if k.formats != 0 {
+		if k.Formats != 0 {
 			t.Fatal("formatted on doubt")
 		}
 		assertClean(t, m, k)
@@ -286,10 +292,10 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
 		rec, _ := m.Volume("default", "v")
-		delete(k.fs, rec.Backing)
+		delete(k.Filesystems, rec.Backing)
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
-		if !errors.Is(err, ErrNotFormatted) || k.formats != 1 {
-			t.Fatalf("err = %v formats=%d, want ErrNotFormatted and 1", err, k.formats)
+		if !errors.Is(err, ErrNotFormatted) || k.Formats != 1 {
+			t.Fatalf("err = %v formats=%d, want ErrNotFormatted and 1", err, k.Formats)
 		}
 		assertClean(t, m, k)
 	})
@@ -298,7 +304,7 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
 		rec, _ := m.Volume("default", "v")
-		k.fs[rec.Backing] = devices.Probe{Type: "ext4", UUID: "swapped"}
+		k.Filesystems[rec.Backing] = devices.Probe{Type: "ext4", UUID: "swapped"}
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
 		if !errors.Is(err, ErrUUIDMismatch) {
 			t.Fatalf("err = %v, want ErrUUIDMismatch", err)
@@ -310,10 +316,10 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
 		rec, _ := m.Volume("default", "v")
-		k.corrupt[rec.Backing] = true
+		k.Corrupt[rec.Backing] = true
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
-		if !errors.Is(err, devices.ErrCorrupt) || k.formats != 1 {
-			t.Fatalf("err = %v formats=%d, want ErrCorrupt and no reformat", err, k.formats)
+		if !errors.Is(err, devices.ErrCorrupt) || k.Formats != 1 {
+			t.Fatalf("err = %v formats=%d, want ErrCorrupt and no reformat", err, k.Formats)
 		}
 		if _, err := m.Volume("default", "v"); err != nil {
 			t.Fatalf("corrupt volume's record was dropped: %v", err)
@@ -352,8 +358,8 @@ func TestCreateThenAcquireFromFixedPool(t *testing.T) {
 		t.Fatalf("second create: %v, want ErrExists", err)
 	}
 	st := mustAcquire(t, m, owner("c"), req("v", "/v"))
-	if st[0].FS != "xfs" || k.formats != 1 {
-		t.Fatalf("staged %+v formats=%d", st, k.formats)
+	if st[0].FS != "xfs" || k.Formats != 1 {
+		t.Fatalf("staged %+v formats=%d", st, k.Formats)
 	}
 	if _, err := m.Acquire(context.Background(), owner("c2"), []Request{{Name: "v", Target: "/v", Pool: "default"}}); err == nil {
 		t.Fatal("acquired a volume through the wrong pool")
@@ -378,8 +384,8 @@ func TestReconcileReleasesDeadOwnersAndOrphans(t *testing.T) {
 	if rep.Kept != 1 || len(rep.Released) != 2 || len(rep.Unmounted) != 1 {
 		t.Errorf("report = %+v", rep)
 	}
-	if k.mountCount() != 1 || k.attachedCount() != 1 {
-		t.Errorf("mounts=%d attached=%d, want only the live owner's", k.mountCount(), k.attachedCount())
+	if k.MountCount() != 1 || k.AttachedCount() != 1 {
+		t.Errorf("mounts=%d attached=%d, want only the live owner's", k.MountCount(), k.AttachedCount())
 	}
 	// Reconcile is idempotent.
 	rep, err = m.Reconcile(context.Background(), func(o Owner) bool { return o.ID == "live" })
@@ -394,14 +400,14 @@ func TestRebootRecoversFromJournal(t *testing.T) {
 	m, k := newTestManager(t)
 	mustAcquire(t, m, owner("before"), req("v", "/v"))
 	// Reboot: the kernel forgets every device and mount, the run dir goes.
-	k2 := newFakeKernel()
-	k2.fs = k.fs
+	k2 := volumetest.NewKernel()
+	k2.Filesystems = k.Filesystems
 	os.RemoveAll(m.cfg.RunDir)
-	m2, _ := New(m.cfg, WithDevices(k2.devices()))
+	m2, _ := New(m.cfg, WithDevices(fakeDevices(k2)))
 
 	mustAcquire(t, m2, owner("after"), req("v", "/v"))
-	if k2.mountCount() != 1 || k2.formats != 0 {
-		t.Fatalf("after reboot: mounts=%d formats=%d", k2.mountCount(), k2.formats)
+	if k2.MountCount() != 1 || k2.Formats != 0 {
+		t.Fatalf("after reboot: mounts=%d formats=%d", k2.MountCount(), k2.Formats)
 	}
 	if _, err := m2.Reconcile(context.Background(), func(o Owner) bool { return o.ID == "after" }); err != nil {
 		t.Fatal(err)

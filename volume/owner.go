@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mooring-dev/mooring/internal/procstat"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // ownerIDPattern admits the container ids of runc, containerd, docker,
@@ -24,9 +25,6 @@ var frontendPattern = regexp.MustCompile(`^[a-z]{1,16}$`)
 
 // maxScopeBytes bounds an owner's scope (a runtime root is a path).
 const maxScopeBytes = 4096
-
-// tenantPattern is a Kubernetes namespace name (a DNS label).
-var tenantPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // Key is the owner's identity: front-end, scope and container id. Two
 // owners with the same key are the same container; the same id in two
@@ -69,7 +67,7 @@ func (o Owner) validate() error {
 }
 
 func validTenant(t string) error {
-	if !tenantPattern.MatchString(t) {
+	if !vocab.IsLabel(t) {
 		return fmt.Errorf("%w: tenant %q must be a DNS label", ErrInvalidOwner, t)
 	}
 	return nil

@@ -73,8 +73,8 @@ func TestSameIDInTwoScopesIsTwoOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	atts, _ := m.Attachments()
-	if len(atts) != 1 || !atts[0].Owner.SameAs(b) || k.mountCount() != 1 {
-		t.Fatalf("after releasing a: attachments %+v, %d mounts; want b's claim and its mount", atts, k.mountCount())
+	if len(atts) != 1 || !atts[0].Owner.SameAs(b) || k.MountCount() != 1 {
+		t.Fatalf("after releasing a: attachments %+v, %d mounts; want b's claim and its mount", atts, k.MountCount())
 	}
 	// The same id under another front-end is another owner too.
 	if err := m.Release(context.Background(), Owner{ID: "same", Scope: "/run/runc-b", Frontend: "hook"}); err != nil {
@@ -99,8 +99,8 @@ func TestReconcileRechecksLivenessUnderTheLock(t *testing.T) {
 		asked++
 		return asked > 1 // dead at listing, alive under the lock
 	})
-	if err != nil || len(rep.Released) != 0 || rep.Kept != 1 || k.mountCount() != 1 {
-		t.Fatalf("report %+v %v, mounts %d: the live owner lost its claim", rep, err, k.mountCount())
+	if err != nil || len(rep.Released) != 0 || rep.Kept != 1 || k.MountCount() != 1 {
+		t.Fatalf("report %+v %v, mounts %d: the live owner lost its claim", rep, err, k.MountCount())
 	}
 	mustRelease(t, m, "late")
 	assertClean(t, m, k)
@@ -209,7 +209,7 @@ func TestReleaseExitedKeepsTheRunningSameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	atts, _ := m.Attachments()
-	if len(atts) != 1 || !atts[0].Owner.SameAs(running) || k.mountCount() != 1 {
+	if len(atts) != 1 || !atts[0].Owner.SameAs(running) || k.MountCount() != 1 {
 		t.Fatalf("claims %+v: want only the running container's", atts)
 	}
 	if err := m.Release(context.Background(), running); err != nil {

@@ -11,9 +11,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/vocab"
+	"github.com/mooring-dev/mooring/volume/volumetest"
 )
 
 // policyManager is a Manager on the fake kernel with pools given as TOML
@@ -25,11 +26,11 @@ func policyManager(t *testing.T, pools string) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := newFakeKernel()
+	k := volumetest.NewKernel()
 	for i := range 4 {
-		k.blocks[fmt.Sprintf("/dev/fake%d", i)] = fakeBlock{major: 8, minor: uint32(16 * i), size: gib}
+		k.Blocks[fmt.Sprintf("/dev/fake%d", i)] = volumetest.Block{Major: 8, Minor: uint32(16 * i), Size: gib}
 	}
-	m, err := New(cfg, WithDevices(k.devices()))
+	m, err := New(cfg, WithDevices(fakeDevices(k)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestCapacityAndQuotas(t *testing.T) {
 	m := policyManager(t, quotaPools)
 	ctx := context.Background()
 	create := func(tenant, name, pool string, size int64) error {
-		_, err := m.Create(ctx, tenant, Request{Name: name, Pool: pool, Size: annotations.Size(size)})
+		_, err := m.Create(ctx, tenant, Request{Name: name, Pool: pool, Size: vocab.Size(size)})
 		return err
 	}
 	for i := range 3 {

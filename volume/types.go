@@ -109,6 +109,17 @@ type Staged struct {
 	FS       string
 }
 
+// MountOptions are the bind mount options that bring s into a container:
+// recursive as runtimes bind volumes, never setuid programs nor
+// device files from tenant data, read-only when asked.
+func (s Staged) MountOptions() []string {
+	opts := []string{"rbind", "nosuid", "nodev"}
+	if s.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	return opts
+}
+
 // Request is one volume an owner asks for.
 type Request = annotations.Volume
 

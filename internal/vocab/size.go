@@ -1,4 +1,4 @@
-package annotations
+package vocab
 
 import (
 	"encoding/json"
@@ -7,6 +7,10 @@ import (
 	"regexp"
 	"strconv"
 )
+
+// Size is a byte count written with binary (Ki, Mi, Gi, Ti) or decimal
+// (k, M, G, T) units, or a plain number of bytes.
+type Size int64
 
 var sizePattern = regexp.MustCompile(`^([0-9]{1,20})(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$`)
 
