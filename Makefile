@@ -50,7 +50,7 @@ test: prereqs tools lint
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 test-unit:
-	go test $(TEST_TAGS) -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/
+	go test $(TEST_TAGS) -count=1 -short ./annotations/ ./config/ ./volume/ ./cli/ ./hook/ ./shim/ ./nri/ ./internal/oci/ ./internal/atomicfile/ ./internal/vocab/
 
 bench: prereqs tools
 	@echo "bench: core, devices, container start and rbd through FUSE (ratios in one run)"

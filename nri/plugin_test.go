@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -315,22 +314,4 @@ func TestSynchronizeReleasesStaleClaims(t *testing.T) {
 		t.Fatalf("periodic reconcile: %+v %v", rep, err)
 	}
 	rt.remove(live, cl)
-}
-
-// TestAdjustmentChecksWhereTheRuntimeMounted: the plugin never sees the
-// rootfs, so every adjustment with volumes carries the createRuntime hook
-// that applies the target rule to the runtime's mounts.
-func TestAdjustmentChecksWhereTheRuntimeMounted(t *testing.T) {
-	adj := adjustment([]volume.Staged{
-		{Volume: "a", Source: "/run/mooring/mnt/v1", Target: "/a"},
-		{Volume: "b", Source: "/run/mooring/mnt/v2", Target: "/b", ReadOnly: true},
-	}, "/opt/mooring/bin/mooring")
-	if len(adj.GetMounts()) != 2 || adj.GetMounts()[1].Destination != "/b" || !slices.Contains(adj.GetMounts()[1].Options, "ro") {
-		t.Fatalf("mounts: %v", adj.GetMounts())
-	}
-	hooks := adj.GetHooks().GetCreateRuntime()
-	want := []string{"mooring", "hook", "check-mounts", "/run/mooring/mnt/v1", "/run/mooring/mnt/v2"}
-	if len(hooks) != 1 || hooks[0].Path != "/opt/mooring/bin/mooring" || !slices.Equal(hooks[0].Args, want) || hooks[0].GetTimeout().GetValue() <= 0 {
-		t.Fatalf("createRuntime hooks: %v", hooks)
-	}
 }

@@ -1,0 +1,108 @@
+package nri
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/volume"
+	"github.com/mooring-dev/mooring/volume/volumetest"
+)
+
+// TestAdjustment: each staged volume becomes a bind mount at its target
+// with the core's options, and its source an argument of the one
+// createRuntime check: the plugin never sees the rootfs, so the check
+// applies the target rule to where the runtime mounted.
+func TestAdjustment(t *testing.T) {
+	const bin = "/opt/mooring/bin/mooring"
+	check := []string{"mooring", "hook", "check-mounts"}
+	a := volume.Staged{Volume: "t/a", Source: "/run/mooring/mnt/v1", Target: "/a"}
+	b := volume.Staged{Volume: "t/b", Source: "/run/mooring/mnt/v2", Target: "/b", ReadOnly: true}
+	for _, tc := range []struct {
+		name       string
+		staged     []volume.Staged
+		wantMounts []*api.Mount
+		wantArgs   []string
+	}{
+		{name: "read-write", staged: []volume.Staged{a},
+			wantMounts: []*api.Mount{{Destination: "/a", Type: "bind", Source: a.Source, Options: []string{"rbind", "nosuid", "nodev"}}},
+			wantArgs:   append(check, a.Source)},
+		{name: "read-write and read-only", staged: []volume.Staged{a, b},
+			wantMounts: []*api.Mount{
+				{Destination: "/a", Type: "bind", Source: a.Source, Options: []string{"rbind", "nosuid", "nodev"}},
+				{Destination: "/b", Type: "bind", Source: b.Source, Options: []string{"rbind", "nosuid", "nodev", "ro"}},
+			},
+			wantArgs: append(check, a.Source, b.Source)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			adj := adjustment(tc.staged, bin)
+			if !reflect.DeepEqual(adj.GetMounts(), tc.wantMounts) {
+				t.Errorf("mounts %v, want %v", adj.GetMounts(), tc.wantMounts)
+			}
+			hooks := adj.GetHooks().GetCreateRuntime()
+			if len(hooks) != 1 || hooks[0].Path != bin || !reflect.DeepEqual(hooks[0].Args, tc.wantArgs) || hooks[0].GetTimeout().GetValue() <= 0 {
+				t.Errorf("createRuntime hooks %v, want one running %s %v", hooks, bin, tc.wantArgs)
+			}
+		})
+	}
+}
+
+// TestCreateContainerOnFakeDevices runs the plugin's create and stop
+// against the core on fake devices: no root, no runtime.
+func TestCreateContainerOnFakeDevices(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`state_dir = %q
+run_dir = %q
+[pools.default]
+driver = "loop"
+directory = %q
+default_size = "64Mi"
+tenants = ["*"]
+`, filepath.Join(dir, "state"), filepath.Join(dir, "run"), mkdir(t, dir, "pool"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := volumetest.NewKernel()
+	m, err := volume.New(cfg, volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlugin(m, slog.New(slog.DiscardHandler), 0, "/opt/mooring/bin/mooring")
+	ctx := context.Background()
+	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: data, target: /data, readOnly: true}]`})
+	c := ctr(sb, "postgres")
+
+	adj, _, err := p.CreateContainer(ctx, sb, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := adj.GetMounts()
+	if len(mounts) != 1 || mounts[0].Destination != "/data" || !m.IsStaging(mounts[0].Source) ||
+		strings.Join(mounts[0].Options, ",") != "rbind,nosuid,nodev,ro" || k.MountCount() != 1 {
+		t.Fatalf("mounts %v, %d staged: want /data read-only from its staging dir", mounts, k.MountCount())
+	}
+	atts, err := m.Attachments()
+	if err != nil || len(atts) != 1 || atts[0].Owner.Tenant != "team-a" || atts[0].Owner.Scope != "team-a" {
+		t.Fatalf("attachments %+v %v: want one, tenant and scope the pod's namespace", atts, err)
+	}
+
+	if _, err := p.StopContainer(ctx, sb, c); err != nil {
+		t.Fatal(err)
+	}
+	if atts, _ := m.Attachments(); len(atts) != 0 || k.MountCount() != 0 || k.AttachedCount() != 0 {
+		t.Fatalf("after stop: %d attachments, %d mounts, %d loops", len(atts), k.MountCount(), k.AttachedCount())
+	}
+
+	bad := pod("team-a", "bad", map[string]string{annotations.KeyPod: `[{name: "Bad!", target: /x}]`})
+	if _, _, err := p.CreateContainer(ctx, bad, ctr(bad, "x")); err == nil || !strings.Contains(err.Error(), `name "Bad!"`) || k.MountCount() != 0 {
+		t.Fatalf("bad request: err = %v", err)
+	}
+}
