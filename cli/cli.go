@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/mooring-dev/mooring/config"
-	"github.com/mooring-dev/mooring/hook"
 	"github.com/mooring-dev/mooring/internal/version"
 	"github.com/mooring-dev/mooring/volume"
 )
@@ -63,9 +62,6 @@ type env struct {
 
 // Run runs one mooring command.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "hook" {
-		return hook.Run(ctx, args[1:], stdin, stdout, stderr)
-	}
 	g, rest, err := parseGlobals(args)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -232,6 +233,17 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if out, err := run(t, "help"); err != nil || !strings.Contains(out, "volume create") {
 		t.Fatalf("help: %v", err)
+	}
+}
+
+// TestRunDispatchesNoHooks: `mooring hook` is cmd/mooring's to route;
+// the CLI library must never run (and harden) a hook in its caller's
+// process.
+func TestRunDispatchesNoHooks(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"hook", "createRuntime"}, strings.NewReader(""), &stdout, &stderr)
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `unknown command "hook"`) {
+		t.Fatalf("err = %v, want the usage error for an unknown command", err)
 	}
 }
 

@@ -50,7 +50,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	}
 	a, err := parseArgs(args)
 	if err != nil {
-		return err
+		return fmt.Errorf("hook command line: %w", err)
 	}
 	state, err := oci.ReadState(stdin)
 	if err != nil {
@@ -101,13 +101,13 @@ type hookArgs struct {
 func parseArgs(args []string) (hookArgs, error) {
 	a := hookArgs{frontend: "hook"}
 	if len(args) == 0 {
-		return a, errors.New("hook: want a stage: createRuntime, prestart or poststop")
+		return a, errors.New("want a stage: createRuntime, prestart or poststop")
 	}
 	a.stage = args[0]
 	switch a.stage {
 	case StageCreateRuntime, StagePrestart, StagePoststop:
 	default:
-		return a, fmt.Errorf("hook: unknown stage %q (want createRuntime, prestart or poststop)", a.stage)
+		return a, fmt.Errorf("unknown stage %q (want createRuntime, prestart or poststop)", a.stage)
 	}
 	rest := args[1:]
 	for i := 0; i < len(rest); i++ {
@@ -125,17 +125,17 @@ func parseArgs(args []string) (hookArgs, error) {
 		case "--frontend":
 			a.frontend = value
 		default:
-			return a, fmt.Errorf("hook: unknown argument %q", arg)
+			return a, fmt.Errorf("unknown argument %q", arg)
 		}
 		if value == "" {
-			return a, fmt.Errorf("hook: %s needs a value", name)
+			return a, fmt.Errorf("%s needs a value", name)
 		}
 	}
 	switch {
 	case a.frontend != "hook" && a.frontend != "shim":
-		return a, fmt.Errorf("hook: --frontend %q: want hook or shim", a.frontend)
+		return a, fmt.Errorf("--frontend %q: want hook or shim", a.frontend)
 	case a.root != "" && (!filepath.IsAbs(a.root) || filepath.Clean(a.root) != a.root):
-		return a, fmt.Errorf("hook: --root %q is not an absolute clean path", a.root)
+		return a, fmt.Errorf("--root %q is not an absolute clean path", a.root)
 	}
 	return a, nil
 }

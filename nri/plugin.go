@@ -65,7 +65,7 @@ func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api
 	}
 	c, err := config.Parse([]byte(cfg))
 	if err != nil {
-		return 0, fmt.Errorf("mooring: config from the runtime: %w", err)
+		return 0, toRuntime(fmt.Errorf("config from the runtime: %w", err))
 	}
 	m, err := volume.New(c, volume.WithLogger(p.log))
 	if err != nil {
@@ -184,7 +184,7 @@ func (p *Plugin) Reconcile(ctx context.Context) (volume.ReconcileReport, error) 
 func (p *Plugin) release(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
 	if err := p.manager().Release(ctx, podOwner(pod, ctr)); err != nil {
 		p.log.Error("release", "id", ctr.GetId(), "error", err)
-		return fmt.Errorf("mooring: release volumes of %s: %w", ctr.GetName(), err)
+		return toRuntime(fmt.Errorf("release volumes of %s: %w", ctr.GetName(), err))
 	}
 	return nil
 }
@@ -212,5 +212,11 @@ func (p *Plugin) setLive(id string, live bool) {
 
 func (p *Plugin) refuse(pod *api.PodSandbox, ctr *api.Container, err error) error {
 	p.log.Error("refused", "pod", pod.GetNamespace()+"/"+pod.GetName(), "container", ctr.GetName(), "error", err)
-	return fmt.Errorf("mooring: %w", err)
+	return toRuntime(err)
 }
+
+// toRuntime names mooring in an error the plugin returns to the runtime:
+// the runtime shows it as the reason a container failed, among its other
+// plugins' and its own errors. It is the plugin's one message boundary
+// (the binary's main prefixes only what Run returns).
+func toRuntime(err error) error { return fmt.Errorf("mooring: %w", err) }

@@ -82,7 +82,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		}
 		s, err := stub.New(p, opts...)
 		if err != nil {
-			return fmt.Errorf("mooring-nri: %w", err)
+			return fmt.Errorf("plugin stub: %w", err)
 		}
 		started := time.Now()
 		err = s.Run(ctx)
@@ -90,7 +90,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		case ctx.Err() != nil:
 			return nil
 		case preRegistered:
-			return fmt.Errorf("mooring-nri: connection to the runtime closed: %w", err)
+			return fmt.Errorf("connection to the runtime closed: %w", err)
 		}
 		if time.Since(started) > time.Minute {
 			backoff = minBackoff
