@@ -2,9 +2,7 @@ package nri
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 	"github.com/containerd/nri/pkg/api"
 
 	"github.com/mooring-dev/mooring/annotations"
-	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/volume"
 	"github.com/mooring-dev/mooring/volume/volumetest"
 )
@@ -58,18 +55,7 @@ func TestAdjustment(t *testing.T) {
 // TestCreateContainerOnFakeDevices runs the plugin's create and stop
 // against the core on fake devices: no root, no runtime.
 func TestCreateContainerOnFakeDevices(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`state_dir = %q
-run_dir = %q
-[pools.default]
-driver = "loop"
-directory = %q
-default_size = "64Mi"
-tenants = ["*"]
-`, filepath.Join(dir, "state"), filepath.Join(dir, "run"), mkdir(t, dir, "pool"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig(t, `"team-a"`)
 	k := volumetest.NewKernel()
 	m, err := volume.New(cfg, volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
 	if err != nil {

@@ -37,6 +37,22 @@ func newRuntime(t *testing.T, poolTenants string) *runtime {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireTool(t, "mkfs.ext4")
+	cfg := testConfig(t, poolTenants)
+	log := slog.New(slog.DiscardHandler)
+	m, err := volume.New(cfg, volume.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &runtime{t: t, m: m, plugin: NewPlugin(m, log, 0, "/usr/local/bin/mooring")}
+	t.Cleanup(func() { rt.assertNothingAttached() })
+	rt.start()
+	return rt
+}
+
+// testConfig has a loop pool "default" any tenant may use and a loop pool
+// "restricted" for poolTenants, all in a temp dir.
+func testConfig(t *testing.T, poolTenants string) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`state_dir = %q
 run_dir = %q
@@ -53,15 +69,7 @@ tenants = [%s]
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	m, err := volume.New(cfg, volume.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := &runtime{t: t, m: m, plugin: NewPlugin(m, log, 0, "/usr/local/bin/mooring")}
-	t.Cleanup(func() { rt.assertNothingAttached() })
-	rt.start()
-	return rt
+	return cfg
 }
 
 func mkdir(t *testing.T, parts ...string) string {
