@@ -3,6 +3,8 @@ package annotations
 import (
 	"fmt"
 	"strings"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // SplitSnapshot splits a snapshot reference NAME@SNAP (the field "from",
@@ -13,7 +15,7 @@ func SplitSnapshot(ref string) (volume, snapshot string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%q: want VOLUME@SNAPSHOT", limit(ref))
 	}
-	if !namePattern.MatchString(volume) || !namePattern.MatchString(snapshot) {
+	if !vocab.IsLabel(volume) || !vocab.IsLabel(snapshot) {
 		return "", "", fmt.Errorf("%q: want VOLUME@SNAPSHOT, each 1-63 characters a-z, 0-9 and '-', starting and ending with a letter or digit", limit(ref))
 	}
 	return volume, snapshot, nil

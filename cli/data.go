@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/internal/vocab"
 	"github.com/mooring-dev/mooring/volume"
 )
 
@@ -24,7 +25,7 @@ func (e *env) volumeResize(args []string) error {
 	if len(pos) != 1 || *size == "" {
 		return fmt.Errorf("%w: volume resize [TENANT/]NAME --size 20Gi", ErrUsage)
 	}
-	n, err := annotations.ParseSize(*size)
+	n, err := vocab.ParseSize(*size)
 	if err != nil {
 		return fmt.Errorf("volume resize: %w", err)
 	}
@@ -38,10 +39,10 @@ func (e *env) volumeResize(args []string) error {
 	}
 	return e.print(rec, func(w io.Writer) {
 		if rec.GrowPending {
-			fmt.Fprintf(w, "%s: image grown to %s; the filesystem grows when the volume is next attached\n", rec.Key(), annotations.Size(rec.Size))
+			fmt.Fprintf(w, "%s: image grown to %s; the filesystem grows when the volume is next attached\n", rec.Key(), vocab.Size(rec.Size))
 			return
 		}
-		fmt.Fprintf(w, "%s: %s\n", rec.Key(), annotations.Size(rec.Size))
+		fmt.Fprintf(w, "%s: %s\n", rec.Key(), vocab.Size(rec.Size))
 	})
 }
 
@@ -109,7 +110,7 @@ func (e *env) snapshotList(args []string) error {
 			if s.Copying {
 				state = "incomplete (mooring gc removes it)"
 			}
-			rows[i] = []string{s.Volume, s.Name, annotations.Size(s.Size).String(), s.Method, strconv.FormatBool(s.Frozen), state, age(s.Created)}
+			rows[i] = []string{s.Volume, s.Name, vocab.Size(s.Size).String(), s.Method, strconv.FormatBool(s.Frozen), state, age(s.Created)}
 		}
 		table(w, []string{"VOLUME", "SNAPSHOT", "SIZE", "METHOD", "FROZEN", "STATE", "AGE"}, rows)
 	})
@@ -151,7 +152,7 @@ func (e *env) volumeClone(args []string) error {
 		return fmt.Errorf("volume clone: %q: a clone belongs to its origin's tenant; give only a name", pos[1])
 	}
 	if *size != "" {
-		if req.Size, err = annotations.ParseSize(*size); err != nil {
+		if req.Size, err = vocab.ParseSize(*size); err != nil {
 			return fmt.Errorf("volume clone: %w", err)
 		}
 	}
@@ -226,7 +227,7 @@ func (e *env) volumeImport(args []string) error {
 		return err
 	}
 	return e.print(rec, func(w io.Writer) {
-		fmt.Fprintf(w, "imported %s (%s %s, UUID %s) into pool %s\n", rec.Key(), annotations.Size(rec.Size), rec.FS, rec.FSUUID, rec.Pool)
+		fmt.Fprintf(w, "imported %s (%s %s, UUID %s) into pool %s\n", rec.Key(), vocab.Size(rec.Size), rec.FS, rec.FSUUID, rec.Pool)
 	})
 }
 

@@ -64,7 +64,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 	if reg != nil {
 		reg.Watch(m)
 		if err := reg.Serve(ctx, *metricsAddr, log); err != nil {
-			return fmt.Errorf("mooring-nri: %w", err)
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
 	p := NewPlugin(m, log, *timeout, hookPath)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/failpoint"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // Clone creates the volume req.Name of tenant as a copy of the snapshot
@@ -86,7 +87,7 @@ func (m *Manager) createClone(ctx context.Context, tenant string, req Request, o
 	case req.FS != "" && req.FS != snap.FS:
 		return fail(fmt.Errorf("the snapshot holds %s, the request asks for %s", snap.FS, req.FS))
 	case req.Size != 0 && int64(req.Size) < snap.Size:
-		return fail(fmt.Errorf("%w to %s: the snapshot is %s", ErrShrink, annotations.Size(req.Size), annotations.Size(snap.Size)))
+		return fail(fmt.Errorf("%w to %s: the snapshot is %s", ErrShrink, vocab.Size(req.Size), vocab.Size(snap.Size)))
 	}
 	id, err := newVolumeID()
 	if err != nil {

@@ -13,16 +13,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/atomicfile"
 	"github.com/mooring-dev/mooring/internal/failpoint"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // The export stream (documented in docs/cli.md): a magic line, a header,
@@ -250,7 +249,7 @@ func readExportHeader(in io.Reader) (ExportHeader, error) {
 		return hdr, fmt.Errorf("export format version %d; this mooring reads version %d", hdr.Version, exportVersion)
 	case hdr.Size <= 0:
 		return hdr, fmt.Errorf("header: size %d must be more than zero", hdr.Size)
-	case !slices.Contains(annotations.Filesystems, hdr.FS):
+	case !vocab.IsFilesystem(hdr.FS):
 		return hdr, fmt.Errorf("header: filesystem %q is not one mooring makes", hdr.FS)
 	}
 	if _, err := uuid.Parse(hdr.FSUUID); err != nil {

@@ -8,10 +8,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/failpoint"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // Sentinel errors of the data services.
@@ -76,7 +76,7 @@ func (m *Manager) grow(ctx context.Context, rec *VolumeRecord, size int64) error
 	}
 	switch {
 	case size < rec.Size:
-		return fmt.Errorf("%w from %s to %s: shrinking loses data, mooring only grows volumes", ErrShrink, annotations.Size(rec.Size), annotations.Size(size))
+		return fmt.Errorf("%w from %s to %s: shrinking loses data, mooring only grows volumes", ErrShrink, vocab.Size(rec.Size), vocab.Size(size))
 	case size > rec.Size:
 		pool, err := m.poolFor(rec.Tenant, rec.Pool)
 		if err != nil {
@@ -99,7 +99,7 @@ func (m *Manager) grow(ctx context.Context, rec *VolumeRecord, size int64) error
 // the volume already counts in max_volumes).
 func (m *Manager) checkGrowPolicy(pool config.Pool, rec VolumeRecord, size int64) error {
 	if size > pool.MaxSize {
-		return fmt.Errorf("%w: %s asked for %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), annotations.Size(size), pool.Name, annotations.Size(pool.MaxSize))
+		return fmt.Errorf("%w: %s asked for %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), vocab.Size(size), pool.Name, vocab.Size(pool.MaxSize))
 	}
 	counted := pool
 	counted.MaxVolumes = 0
@@ -110,7 +110,7 @@ func (m *Manager) checkGrowPolicy(pool config.Pool, rec VolumeRecord, size int64
 // clone, an import): what creating it would be.
 func (m *Manager) checkNewPolicy(pool config.Pool, rec VolumeRecord) error {
 	if rec.Size > pool.MaxSize {
-		return fmt.Errorf("%w: %s is %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), annotations.Size(rec.Size), pool.Name, annotations.Size(pool.MaxSize))
+		return fmt.Errorf("%w: %s is %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), vocab.Size(rec.Size), pool.Name, vocab.Size(pool.MaxSize))
 	}
 	return m.checkRoom(rec.Tenant, pool, rec.Size)
 }

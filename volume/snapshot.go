@@ -16,6 +16,7 @@ import (
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/atomicfile"
 	"github.com/mooring-dev/mooring/internal/failpoint"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // maxFreeze bounds how long a snapshot keeps an attached volume's
@@ -307,7 +308,7 @@ func (m *Manager) checkNoSnapshots(rec VolumeRecord) error {
 }
 
 func validSnapshotName(snap string) error {
-	if !tenantPattern.MatchString(snap) {
+	if !vocab.IsLabel(snap) {
 		return fmt.Errorf("invalid snapshot name %q: must be a DNS label", snap)
 	}
 	return nil
