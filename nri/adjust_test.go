@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 
@@ -61,7 +62,8 @@ func TestCreateContainerOnFakeDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewPlugin(m, slog.New(slog.DiscardHandler), 0, "/opt/mooring/bin/mooring")
+	// No request deadline to race: the test judges behaviour, not speed.
+	p := NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring")
 	ctx := context.Background()
 	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: data, target: /data, readOnly: true}]`})
 	c := ctr(sb, "postgres")
