@@ -107,15 +107,16 @@ func newKubeNode(t *testing.T) *kubeNode {
 	bins := lab.Binaries(t)
 	ds := readDaemonSet(t)
 	k := &kubeNode{t: t, node: lab.NewNode(t), mooring: bins.Mooring}
-	// What the init container does: the binary and the config onto the
-	// host, in the hostPath directories the DaemonSet mounts.
+	// What the init container does: the binaries (mooring-nri and the
+	// mooring its target check hook runs) and the config onto the host, in
+	// the hostPath directories the DaemonSet mounts.
 	k.config = filepath.Join(ds.hostDir["etc"], "config.toml")
 	conf := filepath.Join(k.node.Dir, "configmap.toml")
 	if err := os.WriteFile(conf, []byte(ds.config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	install := "mkdir -p " + ds.hostDir["bin"] + " " + ds.hostDir["etc"] +
-		" && cp " + bins.NRI + " " + ds.hostDir["bin"] + "/ && cp " + conf + " " + k.config
+		" && cp " + bins.NRI + " " + bins.Mooring + " " + ds.hostDir["bin"] + "/ && cp " + conf + " " + k.config
 	if _, stderr, err := k.node.Run(t, "sh", "-c", install); err != nil {
 		t.Fatalf("install into the node: %v\n%s", err, stderr)
 	}

@@ -124,10 +124,34 @@ func (rt *runtime) start() {
 		synced := rt.plugin.synced
 		rt.plugin.mu.Unlock()
 		if synced {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("plugin did not synchronize")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rt.waitConsulted(deadline)
+}
+
+// waitConsulted waits until the runtime side hands requests to the plugin:
+// the adaptation lists a plugin only after its Synchronize returned, and a
+// request sent in between passes without it. The probe's request is
+// refused by the parser, before any file or volume exists.
+func (rt *runtime) waitConsulted(deadline time.Time) {
+	p := pod("probe", "probe", map[string]string{annotations.KeyPod: `[{name: probe, target: relative}]`})
+	c := ctr(p, "c")
+	for {
+		ctx := context.Background()
+		if err := rt.r.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: p}); err != nil {
+			rt.t.Fatal(err)
+		}
+		_, err := rt.r.CreateContainer(ctx, &api.CreateContainerRequest{Pod: p, Container: c})
+		if err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			rt.t.Fatal("the runtime never consulted the plugin")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
