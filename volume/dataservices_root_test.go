@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/failpoint"
 )
@@ -23,12 +22,7 @@ import (
 const dataOpHelperEnv = "MOORING_TEST_DATAOP_HELPER"
 
 func dataOpHelper(op string) int {
-	cfg, err := config.Load(os.Getenv(helperConfigEnv))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 3
-	}
-	m, err := New(cfg)
+	m, err := helperManager()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3

@@ -36,16 +36,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// helperManager is the Manager of a re-executed crash helper, on the
+// config the test passes in helperConfigEnv.
+func helperManager() (*Manager, error) {
+	cfg, err := config.Load(os.Getenv(helperConfigEnv))
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}
+
 // acquireHelper acquires and releases volume "crash" for owner
 // "crash-owner" with its own pid as identity; MOORING_FAILPOINT kills it
 // on the way.
 func acquireHelper() int {
-	cfg, err := config.Load(os.Getenv(helperConfigEnv))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 3
-	}
-	m, err := New(cfg)
+	m, err := helperManager()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
