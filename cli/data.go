@@ -87,17 +87,17 @@ func (e *env) snapshotList(args []string) error {
 	var vols []volume.VolumeRecord
 	if len(args) == 1 {
 		tenant, name := splitName(args[0], m.Config().DefaultTenant)
-		rec, err := m.Volume(tenant, name)
+		rec, err := m.Volume(e.ctx, tenant, name)
 		if err != nil {
 			return err
 		}
 		vols = []volume.VolumeRecord{rec}
-	} else if vols, err = m.Volumes(); err != nil {
+	} else if vols, err = m.Volumes(e.ctx); err != nil {
 		return err
 	}
 	snaps := []volume.SnapshotRecord{}
 	for _, v := range vols {
-		s, err := m.Snapshots(v.Tenant, v.Name)
+		s, err := m.Snapshots(e.ctx, v.Tenant, v.Name)
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ func (e *env) pools(args []string) error {
 	if err != nil {
 		return err
 	}
-	usage, err := m.Pools()
+	usage, err := m.Pools(e.ctx)
 	if err != nil {
 		return err
 	}

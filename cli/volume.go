@@ -95,7 +95,7 @@ func (e *env) volumeViews() ([]volumeView, *volume.Manager, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	vols, err := m.Volumes()
+	vols, err := m.Volumes(e.ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,7 +105,7 @@ func (e *env) volumeViews() ([]volumeView, *volume.Manager, error) {
 	}
 	views := make([]volumeView, len(vols))
 	for i, v := range vols {
-		used, _ := m.Used(v) // an image gone missing takes no space
+		used, _ := m.Used(e.ctx, v) // an image gone missing takes no space
 		views[i] = volumeView{VolumeRecord: v, Used: used, Attachments: []volume.Attachment{}}
 		for _, a := range atts {
 			if a.VolumeID == v.ID {

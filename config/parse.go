@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -45,6 +46,7 @@ type file struct {
 	Runtimes         []string            `toml:"runtimes"`
 	MaxVolumes       *int                `toml:"max_volumes"`
 	MaxBytes         string              `toml:"max_bytes"`
+	NodeName         string              `toml:"node_name"`
 	Pools            map[string]poolFile `toml:"pools"`
 }
 
@@ -62,6 +64,12 @@ type poolFile struct {
 	Capacity       string   `toml:"capacity"`
 	MaxVolumes     *int     `toml:"max_volumes"`
 	MaxBytes       string   `toml:"max_bytes"`
+	CephConf       string   `toml:"ceph_conf"`
+	CephClient     string   `toml:"ceph_client"`
+	RadosPool      string   `toml:"rados_pool"`
+	Map            string   `toml:"map"`
+	Timeout        string   `toml:"timeout"`
+	TakeoverAfter  string   `toml:"takeover_after"`
 }
 
 // quota is a per-tenant limit as written; the pool's keys override the
@@ -80,6 +88,9 @@ const (
 
 var (
 	progName = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
+	// nodeName is a host name; it is written into lease cookies, so it
+	// holds no ':'.
+	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
 )
 
 // Parse decodes and validates a TOML config. Unknown keys are errors:
@@ -110,7 +121,18 @@ func (f file) validate() (*Config, error) {
 		AllowEnvRequests: f.AllowEnvRequests,
 		EnvTenant:        orDefault(f.EnvTenant, DefaultEnvTenant),
 		Runtimes:         f.Runtimes,
+		NodeName:         f.NodeName,
 		Pools:            map[string]Pool{},
+	}
+	if c.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("config: node_name: not set and no host name: %w", err)
+		}
+		c.NodeName = host
+	}
+	if !nodeName.MatchString(c.NodeName) {
+		return nil, fmt.Errorf("config: node_name %q: must be a host name (letters, digits, '.', '-'; at most 63)", c.NodeName)
 	}
 	if len(c.Runtimes) == 0 {
 		c.Runtimes = []string{"runc", "crun"}
@@ -186,7 +208,21 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 	if len(p.Filesystems) == 0 {
 		p.Filesystems = slices.Clone(vocab.Filesystems)
 	}
+	if p.Driver != DriverRBD {
+		if err := pf.noRBDKeys(); err != nil {
+			return Pool{}, err
+		}
+	}
 	switch p.Driver {
+	case DriverRBD:
+		if p.Directory != "" || len(p.Devices) > 0 {
+			return Pool{}, fmt.Errorf("directory and devices: not for driver %q (volumes are images in rados_pool)", DriverRBD)
+		}
+		r, err := pf.rbd()
+		if err != nil {
+			return Pool{}, err
+		}
+		p.RBD = r
 	case DriverLoop:
 		if len(p.Devices) > 0 {
 			return Pool{}, fmt.Errorf("devices: only for driver %q", DriverBlock)
@@ -212,9 +248,9 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 			}
 		}
 	case "":
-		return Pool{}, fmt.Errorf("driver: missing (%q or %q)", DriverLoop, DriverBlock)
+		return Pool{}, fmt.Errorf("driver: missing (%q, %q or %q)", DriverLoop, DriverBlock, DriverRBD)
 	default:
-		return Pool{}, fmt.Errorf("driver %q: must be %q or %q", p.Driver, DriverLoop, DriverBlock)
+		return Pool{}, fmt.Errorf("driver %q: must be %q, %q or %q", p.Driver, DriverLoop, DriverBlock, DriverRBD)
 	}
 	var err error
 	if p.DefaultSize, err = size("default_size", pf.DefaultSize, defaultPoolSize); err != nil {

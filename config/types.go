@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // Drivers a pool can use.
 const (
 	// DriverLoop keeps each volume as a sparse image file in the pool
@@ -7,6 +9,9 @@ const (
 	DriverLoop = "loop"
 	// DriverBlock hands out existing block devices from the admin's list.
 	DriverBlock = "block"
+	// DriverRBD keeps each volume as a Ceph RBD image that every node of
+	// the cluster can attach, one writer at a time.
+	DriverRBD = "rbd"
 )
 
 // Well-known locations and names.
@@ -47,14 +52,35 @@ type Config struct {
 	// Runtimes lists the real OCI runtimes the shim may exec, by absolute
 	// path or name; the first one found wins.
 	Runtimes []string
+	// NodeName names this host in shared pools' leases and takeover
+	// records (default: the host name).
+	NodeName string
 	// Pools by name.
 	Pools map[string]Pool
+}
+
+// RBD is how a node reaches the Ceph cluster of an rbd pool.
+type RBD struct {
+	// CephConf is the ceph.conf path; ClientID the Ceph client id without
+	// "client." (its keyring is found through CephConf).
+	CephConf string
+	ClientID string
+	// RadosPool holds the images.
+	RadosPool string
+	// Map is the data path: auto, krbd, nbd or fuse.
+	Map string
+	// Timeout bounds every call into the cluster.
+	Timeout time.Duration
+	// TakeoverAfter, when set, lets a node take a volume over (fence the
+	// holder) once the holder has had no watcher on the image for this
+	// long; zero: takeover only by mooring volume fence.
+	TakeoverAfter time.Duration
 }
 
 // Pool is one admin-defined pool of volumes.
 type Pool struct {
 	Name string
-	// Driver is DriverLoop or DriverBlock.
+	// Driver is DriverLoop, DriverBlock or DriverRBD.
 	Driver string
 	// Directory holds the image files (loop).
 	Directory string
@@ -85,6 +111,8 @@ type Pool struct {
 	// (count and sum of sizes); 0 means no limit.
 	MaxVolumes int
 	MaxBytes   int64
+	// RBD is set for DriverRBD pools.
+	RBD *RBD
 }
 
 // shared reports whether more than one tenant may use the pool.

@@ -2,15 +2,14 @@ package volume
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/failpoint"
 )
@@ -30,7 +29,7 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) (_ [
 	for _, req := range reqs {
 		st, att, isNew, err := m.acquireOne(ctx, owner, req)
 		if err != nil {
-			m.noteError(owner.Tenant, req.Name, "acquire", err)
+			m.noteError(ctx, owner.Tenant, req.Name, "acquire", err)
 			err = fmt.Errorf("volume %q: %w", req.Name, err)
 			undo, cancel := undoContext(ctx)
 			defer cancel()
@@ -82,7 +81,7 @@ func (m *Manager) discardIfUnused(ctx context.Context, tenant, name string) erro
 	if err != nil || len(claims) > 0 {
 		return err
 	}
-	return m.discardNewVolume(rec)
+	return m.discardNewVolume(ctx, rec)
 }
 
 // acquireOne stages one volume. It returns the claim it added, or nil when
@@ -93,7 +92,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		return Staged{}, nil, false, err
 	}
 	// A clone's policy is its origin's pool's: createClone checks it.
-	if _, _, _, err := m.plan(owner.Tenant, req, true); err != nil && req.From == "" {
+	if _, _, _, err := m.plan(ctx, owner.Tenant, req, true); err != nil && req.From == "" {
 		return Staged{}, nil, false, err
 	}
 	lock, err := m.lockVolume(ctx, owner.Tenant, req.Name)
@@ -110,7 +109,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		// Recorded before the claim: once a container other than the
 		// creating call's may write to the volume, it is never discarded.
 		rec.Used = true
-		if err := m.j.writeVolume(rec); err != nil {
+		if err := m.writeVolume(ctx, rec); err != nil {
 			return Staged{}, nil, false, err
 		}
 	}
@@ -160,13 +159,13 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	if mounted {
 		// Mounted but nobody finished staging it: a crashed Acquire. We hold
 		// the lock, so nobody is using it; start over.
-		if err := m.unstage(ctx, rec, ""); err != nil {
+		if err := m.unstage(ctx, rec, "", nil); err != nil {
 			return Staged{}, nil, false, err
 		}
 	}
 	if err := m.stage(ctx, &rec, &att); err != nil {
 		if created {
-			err = errors.Join(err, m.discardNewVolume(rec))
+			err = errors.Join(err, m.discardNewVolume(ctx, rec))
 		}
 		return Staged{}, nil, false, err
 	}
@@ -188,17 +187,17 @@ func deviceOfClaims(claims []Attachment) string {
 // volume lock.
 func (m *Manager) ensureVolume(ctx context.Context, tenant string, req Request) (VolumeRecord, bool, error) {
 	if req.From != "" {
-		if _, err := m.j.readVolume(tenant, req.Name); errors.Is(err, ErrNotFound) {
+		if _, err := m.readVolume(ctx, tenant, req.Name); errors.Is(err, ErrNotFound) {
 			rec, err := m.cloneOnDemand(ctx, tenant, req)
 			return rec, err == nil, err
 		}
 	}
-	rec, pool, exists, err := m.plan(tenant, req, true)
+	rec, pool, exists, err := m.plan(ctx, tenant, req, true)
 	if err != nil {
 		return VolumeRecord{}, false, err
 	}
 	if exists {
-		return rec, false, m.checkGrowRoom(rec)
+		return rec, false, m.checkStage(ctx, rec)
 	}
 	rec, err = m.createVolume(ctx, tenant, req, pool)
 	return rec, err == nil, err
@@ -222,26 +221,31 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 		if mountedHere {
 			err = errors.Join(err, m.dev.Mounts.Unmount(att.Staging))
 		}
-		if att.Device != "" && rec.Driver == config.DriverLoop {
-			err = errors.Join(err, ignoreBusy(m.dev.Loops.Detach(undo, att.Device, loopTag(rec.ID))))
+		if att.Device != "" {
+			err = errors.Join(err, m.detach(undo, *rec, att.Device, att.Backend))
 		}
 		err = errors.Join(err, removeStagingDir(att.Staging), m.j.removeAttachment(*att))
 	}()
 
 	failpoint.Hit("acquire:attaching")
-	dev, hold, err := m.attach(ctx, *rec)
+	b, err := m.backendOf(*rec)
 	if err != nil {
 		return err
 	}
+	a, err := b.Attach(ctx, rec.volume())
+	if err != nil {
+		return err
+	}
+	dev := a.Device
 	failpoint.Hit("acquire:attached")
 	// Closing our hold on an autoclear loop device detaches it unless a
 	// mount holds it: after the mount on success, or right away on error.
-	defer hold.Close()
-	att.Device, att.Step = dev, StepMounting
+	defer a.Hold.Close()
+	att.Device, att.Backend, att.Step = dev, a.State, StepMounting
 	if err := m.j.writeAttachment(*att); err != nil {
 		return err
 	}
-	if err := m.prepareFilesystem(ctx, rec, dev); err != nil {
+	if err := m.prepareFilesystem(ctx, rec, dev, b.FormatsOnlyZeroed()); err != nil {
 		return err
 	}
 	failpoint.Hit("acquire:prepared")
@@ -259,66 +263,16 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 	return m.j.writeAttachment(*att)
 }
 
-// attach makes the volume's block device available and returns its path
-// and a hold to close once it is mounted.
-func (m *Manager) attach(ctx context.Context, rec VolumeRecord) (string, io.Closer, error) {
-	if rec.Driver == config.DriverBlock {
-		major, minor, _, err := m.dev.Blocks.Stat(rec.Backing)
-		if err != nil {
-			return "", nil, err
-		}
-		if major != rec.Major || minor != rec.Minor {
-			return "", nil, fmt.Errorf("device %s is now %d:%d but the volume was made on %d:%d; refusing", rec.Backing, major, minor, rec.Major, rec.Minor)
-		}
-		return rec.Backing, io.NopCloser(nil), nil
-	}
-	if err := m.detachLeftovers(ctx, rec); err != nil {
-		return "", nil, err
-	}
-	lock, err := m.lockAllocation(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	defer lock.Unlock()
-	loop, err := m.dev.Loops.Attach(ctx, rec.Backing, loopTag(rec.ID))
-	if err != nil {
-		return "", nil, fmt.Errorf("attach %s: %w", rec.Backing, err)
-	}
-	return loop.Path(), loop, nil
-}
-
-// detachLeftovers handles loop devices already backed by the volume's
-// image before we attach it: ours from a crashed Acquire are detached (we
-// hold the lock, so nobody is using them); anyone else's means the image
-// is in use outside mooring, and we refuse.
-func (m *Manager) detachLeftovers(ctx context.Context, rec VolumeRecord) error {
-	loops, err := m.dev.Loops.List(ctx, "")
-	if err != nil {
-		return err
-	}
-	for _, l := range loops {
-		switch {
-		case l.Tag == loopTag(rec.ID):
-			if err := m.dev.Loops.Detach(ctx, l.Path, l.Tag); err != nil {
-				return fmt.Errorf("%w: leftover device %s: %w", ErrInUse, l.Path, err)
-			}
-		case l.Backing == rec.Backing:
-			return fmt.Errorf("%w: image %s is attached at %s by something other than mooring", ErrInUse, rec.Backing, l.Path)
-		}
-	}
-	return nil
-}
-
 // prepareFilesystem formats a never-formatted, empty device, or verifies
 // the filesystem we made and checks it when its superblock says it was not
 // cleanly unmounted. It never formats on doubt.
-func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev string) error {
+func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev string, onlyZeroed bool) error {
 	p, err := m.probe(ctx, rec, dev)
 	if err != nil {
 		return fmt.Errorf("probe %s (refusing to format or mount on doubt): %w", dev, err)
 	}
 	switch {
-	case p.Empty && !rec.Formatted && rec.Driver == config.DriverBlock && !p.Zeroed:
+	case p.Empty && !rec.Formatted && onlyZeroed && !p.Zeroed:
 		return fmt.Errorf("%w: %s carries no signature blkid knows, but its first or last MiB is not zeroed; a block pool device is formatted only when blank (zero both ends once you are sure it holds nothing: blkdiscard -z, or dd)", devices.ErrNotOurs, dev)
 	case p.Empty && !rec.Formatted:
 		if err := m.dev.FS.Format(ctx, dev, rec.FS, rec.FSUUID); err != nil {
@@ -326,7 +280,7 @@ func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev 
 		}
 		rec.Formatted = true
 		m.log.Info("volume formatted", "volume", rec.Key(), "fs", rec.FS, "uuid", rec.FSUUID)
-		return m.j.writeVolume(*rec)
+		return m.writeVolume(ctx, *rec)
 	case p.Empty:
 		return fmt.Errorf("%w: %s was formatted by mooring but %s now has no filesystem; the data may be lost, an admin must look", ErrNotFormatted, rec.Key(), dev)
 	case p.Type != rec.FS || p.UUID != rec.FSUUID:
@@ -337,7 +291,7 @@ func (m *Manager) prepareFilesystem(ctx context.Context, rec *VolumeRecord, dev 
 	case !rec.Formatted:
 		// mkfs finished with our UUID but we crashed before recording it.
 		rec.Formatted = true
-		if err := m.j.writeVolume(*rec); err != nil {
+		if err := m.writeVolume(ctx, *rec); err != nil {
 			return err
 		}
 	case p.Clean:
@@ -390,14 +344,22 @@ func orNothing(s string) string {
 
 // discardNewVolume removes a volume this Acquire created and could not
 // stage: it was never used, so nothing is lost.
-func (m *Manager) discardNewVolume(rec VolumeRecord) error {
-	var err error
-	if rec.Driver == config.DriverLoop {
-		if rerr := os.Remove(rec.Backing); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = rerr
-		}
+func (m *Manager) discardNewVolume(ctx context.Context, rec VolumeRecord) error {
+	b, err := m.backendOf(rec)
+	if err == nil {
+		err = b.Delete(ctx, rec.volume())
 	}
-	return errors.Join(err, m.j.removeVolume(rec))
+	return errors.Join(err, m.removeVolume(ctx, rec))
+}
+
+// detach detaches the volume's device on this node (device and state as
+// the claim recorded them, or empty for whatever is attached).
+func (m *Manager) detach(ctx context.Context, rec VolumeRecord, device string, state json.RawMessage) error {
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return err
+	}
+	return b.Detach(ctx, rec.volume(), device, state)
 }
 
 // makeStagingDir creates RunDir/mnt (0700: staged filesystems are never
@@ -421,14 +383,4 @@ func removeStagingDir(staging string) error {
 		return fmt.Errorf("remove staging dir: %w", err)
 	}
 	return nil
-}
-
-// ignoreBusy drops devices.ErrBusy: an autoclear device still held (by a
-// container's mount namespace that has not gone yet) detaches by itself
-// when its last user goes.
-func ignoreBusy(err error) error {
-	if errors.Is(err, devices.ErrBusy) {
-		return nil
-	}
-	return err
 }

@@ -1,14 +1,11 @@
 package volume
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
@@ -19,16 +16,13 @@ import (
 // in a pool.
 var ErrQuota = errors.New("tenant quota reached")
 
-// minReserve is the least a loop pool keeps free on its filesystem.
-const minReserve = 64 << 20
-
 // plan checks a request against the policy and says what it needs: the
 // existing record, or the pool to create the volume in. It writes nothing,
 // so Acquire and Create run it before they take the volume lock (a refused
 // request leaves no file behind) and again under the lock to decide.
 // onDemand is true for Acquire, which creates only where the pool says.
-func (m *Manager) plan(tenant string, req Request, onDemand bool) (rec VolumeRecord, pool config.Pool, exists bool, err error) {
-	rec, err = m.j.readVolume(tenant, req.Name)
+func (m *Manager) plan(ctx context.Context, tenant string, req Request, onDemand bool) (rec VolumeRecord, pool config.Pool, exists bool, err error) {
+	rec, err = m.readVolume(ctx, tenant, req.Name)
 	if err == nil {
 		return rec, config.Pool{}, true, m.checkExisting(tenant, req, rec)
 	}
@@ -45,7 +39,7 @@ func (m *Manager) plan(tenant string, req Request, onDemand bool) (rec VolumeRec
 	if err != nil {
 		return VolumeRecord{}, config.Pool{}, false, err
 	}
-	return VolumeRecord{}, pool, false, m.checkRoom(tenant, pool, size)
+	return VolumeRecord{}, pool, false, m.checkRoom(ctx, tenant, pool, size)
 }
 
 // checkExisting checks a request against the volume it names.
@@ -87,8 +81,8 @@ func newVolumeSpec(req Request, pool config.Pool) (int64, string, error) {
 // checkRoom refuses a new volume of size bytes when it would take tenant
 // over its limits in the pool or the pool over its capacity. Without the
 // pool lock it is a pre-check; createVolume repeats it under the lock.
-func (m *Manager) checkRoom(tenant string, pool config.Pool, size int64) error {
-	vols, err := m.j.volumes()
+func (m *Manager) checkRoom(ctx context.Context, tenant string, pool config.Pool, size int64) error {
+	vols, err := m.volumes(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,7 +104,7 @@ func (m *Manager) checkRoom(tenant string, pool config.Pool, size int64) error {
 	if pool.MaxBytes > 0 && mine+size > pool.MaxBytes {
 		return fmt.Errorf("pool %q: %w: tenant %q holds %s there, %s more would pass max_bytes %s", pool.Name, ErrQuota, tenant, vocab.Size(mine), vocab.Size(size), vocab.Size(pool.MaxBytes))
 	}
-	capacity, err := m.capacity(pool)
+	capacity, err := m.capacity(ctx, pool)
 	if err != nil {
 		return err
 	}
@@ -120,89 +114,32 @@ func (m *Manager) checkRoom(tenant string, pool config.Pool, size int64) error {
 	return nil
 }
 
-// capacity is the pool's configured capacity, else the size of its
-// directory's filesystem minus the reserve (loop) or the sum of the sizes
-// of the listed devices that exist (block).
-func (m *Manager) capacity(pool config.Pool) (int64, error) {
+// capacity is the pool's configured capacity, else what its driver says
+// it can hold: the size of the directory's filesystem minus its reserve
+// (loop), the sum of the sizes of the listed devices that exist (block).
+func (m *Manager) capacity(ctx context.Context, pool config.Pool) (int64, error) {
 	if pool.Capacity > 0 {
 		return pool.Capacity, nil
 	}
-	if pool.Driver == config.DriverBlock {
-		var sum int64
-		for _, d := range pool.Devices {
-			if _, _, size, err := m.dev.Blocks.Stat(d); err == nil {
-				sum += size
-			}
-		}
-		return sum, nil
-	}
-	fs, err := statPoolFS(m.cfg.PoolDirectory(pool.Name))
+	b, err := m.backend(pool.Name)
 	if err != nil {
-		return 0, fmt.Errorf("pool %q: %w", pool.Name, err)
+		return 0, err
 	}
-	return max(fs.size-fs.reserve(), 0), nil
+	return b.Capacity(ctx)
 }
 
-// checkGrowRoom refuses to stage a loop volume whose image could still
-// grow into the reserve its pool keeps free: a sparse image that hits a
-// full filesystem turns a container's writes into I/O errors. A fully
-// allocated image needs no room.
-func (m *Manager) checkGrowRoom(rec VolumeRecord) error {
-	if rec.Driver != config.DriverLoop {
-		return nil
-	}
-	used, err := allocated(rec.Backing)
+// checkStage refuses to stage a volume whose store could run out of room
+// under the container's writes (a sparse image growing into its pool's
+// reserve turns writes into I/O errors).
+func (m *Manager) checkStage(ctx context.Context, rec VolumeRecord) error {
+	b, err := m.backendOf(rec)
 	if err != nil {
+		return err
+	}
+	if err := b.CheckStage(ctx, rec.volume()); err != nil {
 		return fmt.Errorf("%s: %w", rec.Key(), err)
 	}
-	fs, err := statPoolFS(filepath.Dir(rec.Backing))
-	if err != nil {
-		return fmt.Errorf("pool %q: %w", rec.Pool, err)
-	}
-	return fs.check(rec.Pool, rec.Size-used)
-}
-
-// poolFS is the filesystem under a loop pool's directory.
-type poolFS struct {
-	dir        string // the directory measured: the pool's or, before it exists, its nearest parent
-	size, free int64  // free: what an unprivileged writer could still use (f_bavail)
-}
-
-func statPoolFS(dir string) (poolFS, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		var st unix.Statfs_t
-		err := unix.Statfs(d, &st)
-		if err == nil {
-			return poolFS{dir: d, size: int64(st.Blocks) * st.Bsize, free: int64(st.Bavail) * st.Bsize}, nil
-		}
-		if !errors.Is(err, unix.ENOENT) || d == "/" {
-			return poolFS{}, &os.PathError{Op: "statfs", Path: d, Err: err}
-		}
-	}
-}
-
-// reserve is what a loop pool keeps free on its filesystem (5% of it, at
-// least minReserve): the default capacity leaves it out, and no volume is
-// created or staged that could grow into it.
-func (p poolFS) reserve() int64 { return max(p.size/20, minReserve) }
-
-// check refuses when a volume that may still grow by unallocated bytes
-// would eat into the reserve: it needs that much free, up to the reserve.
-func (p poolFS) check(pool string, unallocated int64) error {
-	if need := min(unallocated, p.reserve()); p.free < need {
-		return fmt.Errorf("pool %q: %w: the filesystem of %s has %s free, %s needed (free some space or lower the pool's capacity)", pool, devices.ErrNoSpace, p.dir, vocab.Size(p.free), vocab.Size(need))
-	}
 	return nil
-}
-
-// allocated is the bytes a file really takes on disk (a sparse image
-// takes only what has been written).
-func allocated(path string) (int64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	return st.Blocks * 512, nil
 }
 
 // PoolUsage is what a pool holds against what it may hold.
@@ -222,8 +159,8 @@ type PoolUsage struct {
 }
 
 // Pools reports every pool's usage, by pool name.
-func (m *Manager) Pools() ([]PoolUsage, error) {
-	vols, err := m.j.volumes()
+func (m *Manager) Pools(ctx context.Context) ([]PoolUsage, error) {
+	vols, err := m.volumes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -236,12 +173,12 @@ func (m *Manager) Pools() ([]PoolUsage, error) {
 	for _, n := range names {
 		pool := m.cfg.Pools[n]
 		u := PoolUsage{Pool: n, Driver: pool.Driver}
-		if u.Capacity, err = m.capacity(pool); err != nil {
+		if u.Capacity, err = m.capacity(ctx, pool); err != nil {
 			return nil, err
 		}
-		if pool.Driver == config.DriverLoop {
-			if fs, err := statPoolFS(m.cfg.PoolDirectory(n)); err == nil {
-				u.Free = fs.free
+		if b, err := m.backend(n); err == nil {
+			if f, ok := b.(interface{ Free() (int64, error) }); ok {
+				u.Free, _ = f.Free()
 			}
 		}
 		for _, v := range vols {
@@ -250,7 +187,7 @@ func (m *Manager) Pools() ([]PoolUsage, error) {
 			}
 			u.Volumes++
 			u.Provisioned += v.Size
-			used, _ := m.Used(v) // an image gone missing takes no space
+			used, _ := m.Used(ctx, v) // an image gone missing takes no space
 			u.Used += used
 		}
 		out = append(out, u)
@@ -260,9 +197,10 @@ func (m *Manager) Pools() ([]PoolUsage, error) {
 
 // Used is what a volume really takes: the allocated blocks of its image
 // (loop), its whole device (block).
-func (m *Manager) Used(rec VolumeRecord) (int64, error) {
-	if rec.Driver != config.DriverLoop {
-		return rec.Size, nil
+func (m *Manager) Used(ctx context.Context, rec VolumeRecord) (int64, error) {
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return 0, err
 	}
-	return allocated(rec.Backing)
+	return b.Used(ctx, rec.volume())
 }

@@ -29,7 +29,7 @@ func (m *Manager) Clone(ctx context.Context, tenant string, req Request) (Volume
 		return VolumeRecord{}, err
 	}
 	defer lock.Unlock()
-	if _, err := m.j.readVolume(tenant, req.Name); err == nil {
+	if _, err := m.readVolume(ctx, tenant, req.Name); err == nil {
 		return VolumeRecord{}, fmt.Errorf("clone %s/%s: %w", tenant, req.Name, ErrExists)
 	} else if !errors.Is(err, ErrNotFound) {
 		return VolumeRecord{}, err
@@ -61,7 +61,7 @@ func (m *Manager) createClone(ctx context.Context, tenant string, req Request, o
 	if originName == req.Name {
 		return fail(errors.New("a volume cannot be cloned from its own snapshot"))
 	}
-	origin, err := m.j.readVolume(tenant, originName)
+	origin, err := m.readVolume(ctx, tenant, originName)
 	if err != nil {
 		return fail(err)
 	}
@@ -99,14 +99,14 @@ func (m *Manager) createClone(ctx context.Context, tenant string, req Request, o
 		FS: snap.FS, FSUUID: uuid.NewString(), Formatted: true, Created: time.Now().UTC(),
 		DataState: DataState{State: StateCloning, Origin: req.From, GrowPending: int64(req.Size) > snap.Size},
 	}
-	if err := m.checkNewPolicy(pool, rec); err != nil {
+	if err := m.checkNewPolicy(ctx, pool, rec); err != nil {
 		return fail(err)
 	}
-	if err := m.j.writeVolume(rec); err != nil {
+	if err := m.writeVolume(ctx, rec); err != nil {
 		return fail(err)
 	}
 	if err := m.fillClone(ctx, &rec, snap); err != nil {
-		return fail(errors.Join(err, m.discardNewVolume(rec), removeIfExists(rec.Backing+".partial")))
+		return fail(errors.Join(err, m.discardNewVolume(ctx, rec), removeIfExists(rec.Backing+".partial")))
 	}
 	m.log.Info("volume cloned", "volume", rec.Key(), "from", req.From, "method", rec.CopyMethod)
 	return rec, nil
@@ -121,7 +121,7 @@ func (m *Manager) fillClone(ctx context.Context, rec *VolumeRecord, snap Snapsho
 		return err
 	}
 	failpoint.Hit("clone:copied")
-	err = m.onImage(ctx, rec.Backing, rec.ID, func(dev string) error {
+	err = m.onImage(ctx, *rec, rec.Backing, func(dev string) error {
 		return m.dev.Data.SetUUID(ctx, dev, rec.FS, rec.FSUUID)
 	})
 	if err != nil {
@@ -133,25 +133,26 @@ func (m *Manager) fillClone(ctx context.Context, rec *VolumeRecord, snap Snapsho
 		}
 	}
 	rec.State, rec.CopyMethod = "", string(method)
-	return m.j.writeVolume(*rec)
+	return m.writeVolume(ctx, *rec)
 }
 
-// onImage runs fn on a loop device over the image, tagged with volumeID
-// (gc detaches it if we die) and detached afterwards. Caller holds that
-// volume's lock.
-func (m *Manager) onImage(ctx context.Context, image, volumeID string, fn func(dev string) error) error {
-	lock, err := m.lockAllocation(ctx)
+// onImage runs fn on the device of rec's backend over image (rec's own,
+// or a snapshot of it), attached for rec's id (gc detaches it if we die)
+// and detached afterwards. Caller holds rec's lock.
+func (m *Manager) onImage(ctx context.Context, rec VolumeRecord, image string, fn func(dev string) error) error {
+	b, err := m.backendOf(rec)
 	if err != nil {
 		return err
 	}
-	loop, err := m.dev.Loops.Attach(ctx, image, loopTag(volumeID))
-	lock.Unlock()
+	v := rec.volume()
+	v.Backing = image
+	a, err := b.Attach(ctx, v)
 	if err != nil {
-		return fmt.Errorf("attach %s: %w", image, err)
+		return err
 	}
-	err = fn(loop.Path())
-	// Closing the hold detaches the autoclear device.
-	return errors.Join(err, loop.Close(), ignoreBusy(m.dev.Loops.Detach(ctx, loop.Path(), loopTag(volumeID))))
+	err = fn(a.Device)
+	// Closing the hold detaches an autoclear device.
+	return errors.Join(err, a.Hold.Close(), b.Detach(ctx, v, a.Device, a.State))
 }
 
 // Restore replaces a detached volume's data with a snapshot of it. The
@@ -186,16 +187,16 @@ func (m *Manager) Restore(ctx context.Context, tenant, name, snap string) (Volum
 		return fail(fmt.Errorf("%w: the snapshot is still being taken", ErrNotReady))
 	}
 	rec.State = StateRestoring
-	if err := m.j.writeVolume(rec); err != nil {
+	if err := m.writeVolume(ctx, rec); err != nil {
 		return fail(err)
 	}
 	method, err := m.copyImage(ctx, s.Backing, rec.Backing, "")
 	if err != nil {
-		return fail(errors.Join(err, m.finishRestore(&rec)))
+		return fail(errors.Join(err, m.finishRestore(ctx, &rec)))
 	}
 	failpoint.Hit("restore:copied")
 	rec.CopyMethod = string(method)
-	if err := m.finishRestore(&rec); err != nil {
+	if err := m.finishRestore(ctx, &rec); err != nil {
 		return fail(err)
 	}
 	m.log.Info("volume restored", "volume", rec.Key(), "snapshot", snap, "method", method)
@@ -204,7 +205,7 @@ func (m *Manager) Restore(ctx context.Context, tenant, name, snap string) (Volum
 
 // finishRestore marks a restore done (or undone): the image on disk is
 // the old or the new one, whole, and the record takes its size.
-func (m *Manager) finishRestore(rec *VolumeRecord) error {
+func (m *Manager) finishRestore(ctx context.Context, rec *VolumeRecord) error {
 	if err := removeIfExists(rec.Backing + ".partial"); err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (m *Manager) finishRestore(rec *VolumeRecord) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	rec.Size, rec.GrowPending, rec.State = st.Size(), false, ""
-	return m.j.writeVolume(*rec)
+	return m.writeVolume(ctx, *rec)
 }
 
 func removeIfExists(path string) error {

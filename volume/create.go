@@ -4,17 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/config"
-	"github.com/mooring-dev/mooring/devices"
-	"github.com/mooring-dev/mooring/internal/atomicfile"
 )
 
 // Create makes a volume without attaching it (mooring volume create); it
@@ -23,7 +17,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 	if err := validKey(tenant, req.Name); err != nil {
 		return VolumeRecord{}, err
 	}
-	if _, err := m.planCreate(tenant, req); err != nil {
+	if _, err := m.planCreate(ctx, tenant, req); err != nil {
 		return VolumeRecord{}, err
 	}
 	lock, err := m.lockVolume(ctx, tenant, req.Name)
@@ -31,7 +25,7 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 		return VolumeRecord{}, err
 	}
 	defer lock.Unlock()
-	pool, err := m.planCreate(tenant, req)
+	pool, err := m.planCreate(ctx, tenant, req)
 	if err != nil {
 		return VolumeRecord{}, err
 	}
@@ -40,8 +34,8 @@ func (m *Manager) Create(ctx context.Context, tenant string, req Request) (Volum
 
 // planCreate returns the pool of a new volume, refusing a Create the
 // policy does not allow or whose volume exists.
-func (m *Manager) planCreate(tenant string, req Request) (config.Pool, error) {
-	_, pool, exists, err := m.plan(tenant, req, false)
+func (m *Manager) planCreate(ctx context.Context, tenant string, req Request) (config.Pool, error) {
+	_, pool, exists, err := m.plan(ctx, tenant, req, false)
 	switch {
 	case exists:
 		return config.Pool{}, fmt.Errorf("create %s/%s: %w", tenant, req.Name, ErrExists)
@@ -87,108 +81,64 @@ func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, 
 		return VolumeRecord{}, err
 	}
 	defer lock.Unlock()
-	switch pool.Driver {
-	case config.DriverLoop:
-		rec.Backing = filepath.Join(m.cfg.PoolDirectory(pool.Name), id+".img")
-		if err := m.checkRoom(tenant, pool, size); err != nil {
-			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
-		}
-		if err := m.j.writeVolume(rec); err != nil {
-			return VolumeRecord{}, err
-		}
-		if err := m.createImage(pool, rec.Backing, size); err != nil {
-			return VolumeRecord{}, errors.Join(fmt.Errorf("create %s: %w", rec.Key(), err), m.j.removeVolume(rec))
-		}
-	case config.DriverBlock:
-		if err := m.pickBlockDevice(pool, &rec); err != nil {
-			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
-		}
-		if err := m.checkRoom(tenant, pool, rec.Size); err != nil {
-			return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
-		}
-		if err := m.j.writeVolume(rec); err != nil {
-			return VolumeRecord{}, err
-		}
-	default:
-		return VolumeRecord{}, fmt.Errorf("create %s: pool %q has unknown driver %q", rec.Key(), pool.Name, pool.Driver)
+	if err := m.makeBacking(ctx, &rec, pool); err != nil {
+		return VolumeRecord{}, fmt.Errorf("create %s: %w", rec.Key(), err)
 	}
 	m.log.Info("volume created", "volume", rec.Key(), "id", rec.ID, "pool", rec.Pool, "size", rec.Size, "fs", rec.FS)
 	return rec, nil
 }
 
-// createImage makes a sparse image file of size bytes, 0600, atomically:
-// a crash or a full disk leaves no partial image under the final name.
-func (m *Manager) createImage(pool config.Pool, path string, size int64) error {
-	dir := filepath.Dir(path)
-	if dir == filepath.Join(m.cfg.StateDir, "pools", pool.Name) {
-		// The derived default directory is ours to make; a directory the
-		// admin named must already exist.
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("pool %q: %w", pool.Name, err)
-		}
-	}
-	if err := devices.CheckPoolDir(dir); err != nil {
-		return fmt.Errorf("pool %q: %w", pool.Name, err)
-	}
-	space, err := statPoolFS(dir)
-	if err != nil {
-		return fmt.Errorf("pool %q: %w", pool.Name, err)
-	}
-	// The image is sparse, but mkfs writes into it right away and the
-	// tenant after that: a pool that cannot hold it fails here.
-	if err := space.check(pool.Name, size); err != nil {
+// makeBacking checks the tenant's quota and the pool's capacity, has the
+// pool's driver make the volume's backing store, and records the volume.
+// The store is made before the record is written: a driver may choose
+// (a device, and with it the size) and a shared pool keeps the record
+// with the store; a crash in between leaves an unrecorded store (an image
+// file, an RBD image) and never a record of nothing. Caller holds the pool
+// lock.
+func (m *Manager) makeBacking(ctx context.Context, rec *VolumeRecord, pool config.Pool) error {
+	if err := m.checkRoom(ctx, rec.Tenant, pool, rec.Size); err != nil {
 		return err
 	}
-	tmp := path + ".partial"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("pool %q: %w", pool.Name, err)
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	b, err := m.backend(pool.Name)
 	if err != nil {
-		return fmt.Errorf("pool %q: create image (is the pool directory writable?): %w", pool.Name, noSpace(err))
+		return err
 	}
-	if err := atomicfile.Commit(f, path, func(f *os.File) error { return f.Truncate(size) }); err != nil {
-		return fmt.Errorf("pool %q: create image: %w", pool.Name, noSpace(err))
+	taken, err := m.backingsOf(ctx, pool.Name)
+	if err != nil {
+		return err
+	}
+	v := rec.volume()
+	if err := b.Create(ctx, &v, taken); err != nil {
+		return err
+	}
+	asked := rec.Size
+	rec.Backing, rec.Major, rec.Minor, rec.Size = v.Backing, v.Major, v.Minor, v.Size
+	if rec.Size != asked {
+		// A device is taken whole: count what it really holds.
+		err = m.checkRoom(ctx, rec.Tenant, pool, rec.Size)
+	}
+	if err == nil {
+		err = m.writeVolume(ctx, *rec)
+	}
+	if err != nil {
+		return errors.Join(err, b.Delete(ctx, v))
 	}
 	return nil
 }
 
-// noSpace marks ENOSPC and EDQUOT with devices.ErrNoSpace.
-func noSpace(err error) error {
-	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
-		return fmt.Errorf("%w: %w", devices.ErrNoSpace, err)
-	}
-	return err
-}
-
-// pickBlockDevice gives rec the first device of the pool no volume uses.
-// Caller holds the pool lock (a device belongs to one pool).
-func (m *Manager) pickBlockDevice(pool config.Pool, rec *VolumeRecord) error {
-	all, err := m.j.volumes()
+// backingsOf lists the backing stores of a pool's volumes.
+func (m *Manager) backingsOf(ctx context.Context, pool string) ([]string, error) {
+	all, err := m.volumes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	used := map[string]bool{}
+	var out []string
 	for _, v := range all {
-		if v.Pool == pool.Name {
-			used[v.Backing] = true
+		if v.Pool == pool {
+			out = append(out, v.Backing)
 		}
 	}
-	for _, dev := range pool.Devices {
-		if used[dev] {
-			continue
-		}
-		major, minor, size, err := m.dev.Blocks.Stat(dev)
-		if err != nil {
-			return fmt.Errorf("pool %q: %w", pool.Name, err)
-		}
-		if rec.Size > size {
-			return fmt.Errorf("pool %q: %w: device %s has %d bytes, %d asked", pool.Name, ErrTooLarge, dev, size, rec.Size)
-		}
-		rec.Backing, rec.Major, rec.Minor, rec.Size = dev, major, minor, size
-		return nil
-	}
-	return fmt.Errorf("pool %q: every listed device is in use", pool.Name)
+	return out, nil
 }
 
 // Remove deletes a volume and its data (loop: the image; block: only the
@@ -208,12 +158,14 @@ func (m *Manager) Remove(ctx context.Context, tenant, name string) error {
 	if err := m.checkNoSnapshots(rec); err != nil {
 		return fmt.Errorf("remove %s: %w", rec.Key(), err)
 	}
-	if rec.Driver == config.DriverLoop {
-		if err := os.Remove(rec.Backing); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", rec.Key(), err)
-		}
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return err
 	}
-	if err := m.j.removeVolume(rec); err != nil {
+	if err := b.Delete(ctx, rec.volume()); err != nil {
+		return fmt.Errorf("remove %s: %w", rec.Key(), err)
+	}
+	if err := m.removeVolume(ctx, rec); err != nil {
 		return fmt.Errorf("remove %s: %w", rec.Key(), err)
 	}
 	m.log.Info("volume removed", "volume", rec.Key(), "id", rec.ID)
@@ -235,14 +187,16 @@ func (m *Manager) checkDetached(ctx context.Context, rec VolumeRecord) error {
 	} else if mounted {
 		return fmt.Errorf("%w: staged at %s (run mooring gc)", ErrInUse, m.stagingDir(rec.ID))
 	}
-	if rec.Driver == config.DriverLoop {
-		loops, err := m.dev.Loops.List(ctx, loopTag(rec.ID))
-		if err != nil {
-			return err
-		}
-		if len(loops) > 0 {
-			return fmt.Errorf("%w: attached at %s (run mooring gc)", ErrInUse, loops[0].Path)
-		}
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return err
+	}
+	devs, err := b.Attached(ctx, rec.volume())
+	if err != nil {
+		return err
+	}
+	if len(devs) > 0 {
+		return fmt.Errorf("%w: attached at %s (run mooring gc)", ErrInUse, devs[0])
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func dataOpHelper(op string) int {
 	switch op {
 	case "resize":
 		var rec VolumeRecord
-		if rec, err = m.Volume("default", "crash"); err == nil {
+		if rec, err = m.Volume(context.Background(), "default", "crash"); err == nil {
 			_, err = m.Resize(ctx, "default", "crash", rec.Size+256<<20)
 		}
 	case "snapshot":
@@ -117,7 +117,7 @@ func TestRootResize(t *testing.T) {
 			if got := readData(t, st[0].Source, "f"); got != "before" {
 				t.Fatalf("data after grow: %q", got)
 			}
-			if rec, _ := m.Volume("default", "grow"); rec.GrowPending {
+			if rec, _ := m.Volume(context.Background(), "default", "grow"); rec.GrowPending {
 				t.Fatal("grow still pending after Acquire")
 			}
 			mustRelease(t, m, "c2")
@@ -159,7 +159,7 @@ tenants = ["*"]
 	r.Size = 512 << 20
 	mustAcquire(t, m, owner("c"), r)
 	mustRelease(t, m, "c")
-	if rec, _ := m.Volume("default", "fixed"); rec.Size != 256<<20 {
+	if rec, _ := m.Volume(context.Background(), "default", "fixed"); rec.Size != 256<<20 {
 		t.Fatalf("grown without grow_on_request: %d", rec.Size)
 	}
 }
@@ -173,13 +173,13 @@ func TestRootResizeCrash(t *testing.T) {
 	st := mustAcquire(t, m, owner("live"), r)
 	before := capacity(t, st[0].Source)
 	runKilled(t, cfgPath, "resize", "resize:capacity-set")
-	if rec, _ := m.Volume("default", "crash"); !rec.GrowPending || capacity(t, st[0].Source) != before {
+	if rec, _ := m.Volume(context.Background(), "default", "crash"); !rec.GrowPending || capacity(t, st[0].Source) != before {
 		t.Fatalf("after the crash: %+v, capacity %d (was %d)", rec.DataState, capacity(t, st[0].Source), before)
 	}
 	if _, err := m.Reconcile(context.Background(), func(o Owner) bool { return o.ID == "live" }); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := m.Volume("default", "crash"); rec.GrowPending || capacity(t, st[0].Source) < before+250<<20 {
+	if rec, _ := m.Volume(context.Background(), "default", "crash"); rec.GrowPending || capacity(t, st[0].Source) < before+250<<20 {
 		t.Fatalf("gc did not finish the grow: %+v, capacity %d", rec.DataState, capacity(t, st[0].Source))
 	}
 	mustRelease(t, m, "live")
@@ -199,7 +199,7 @@ func TestRootResizeCrash(t *testing.T) {
 
 func rec(t testing.TB, m *Manager, name string) VolumeRecord {
 	t.Helper()
-	r, err := m.Volume("default", name)
+	r, err := m.Volume(context.Background(), "default", name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,10 +51,10 @@ func TestSnapshotFreezeIsBounded(t *testing.T) {
 	if data.freezes.Load() != 1 || data.thaws.Load() < 1 {
 		t.Fatalf("freezes %d, thaws %d", data.freezes.Load(), data.thaws.Load())
 	}
-	if snaps, _ := m.Snapshots("default", "db"); len(snaps) != 0 {
+	if snaps, _ := m.Snapshots(context.Background(), "default", "db"); len(snaps) != 0 {
 		t.Fatalf("snapshot records left: %+v", snaps)
 	}
-	rec, _ := m.Volume("default", "db")
+	rec, _ := m.Volume(context.Background(), "default", "db")
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(rec.Backing), "*@*")); len(left) > 0 {
 		t.Fatalf("snapshot files left: %v", left)
 	}

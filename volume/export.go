@@ -175,7 +175,7 @@ func (m *Manager) Import(ctx context.Context, tenant string, req Request, r io.R
 		return fail(err)
 	}
 	defer lock.Unlock()
-	if _, err := m.j.readVolume(tenant, req.Name); err == nil {
+	if _, err := m.readVolume(ctx, tenant, req.Name); err == nil {
 		return fail(ErrExists)
 	} else if !errors.Is(err, ErrNotFound) {
 		return fail(err)
@@ -203,19 +203,19 @@ func (m *Manager) Import(ctx context.Context, tenant string, req Request, r io.R
 	if err := loopOnly(rec, "import"); err != nil {
 		return fail(err)
 	}
-	if err := m.checkNewPolicy(pool, rec); err != nil {
+	if err := m.checkNewPolicy(ctx, pool, rec); err != nil {
 		return fail(err)
 	}
 	rec.Backing = filepath.Join(m.cfg.PoolDirectory(pool.Name), id+".img")
-	if err := m.j.writeVolume(rec); err != nil {
+	if err := m.writeVolume(ctx, rec); err != nil {
 		return fail(err)
 	}
 	if err := m.fillImport(ctx, rec, in, br, h, progress); err != nil {
-		return fail(errors.Join(err, removeIfExists(rec.Backing+".partial"), m.discardNewVolume(rec)))
+		return fail(errors.Join(err, removeIfExists(rec.Backing+".partial"), m.discardNewVolume(ctx, rec)))
 	}
 	failpoint.Hit("import:written")
 	rec.State = ""
-	if err := m.j.writeVolume(rec); err != nil {
+	if err := m.writeVolume(ctx, rec); err != nil {
 		return fail(err)
 	}
 	m.log.Info("volume imported", "volume", rec.Key(), "source", hdr.Source, "size", rec.Size)
@@ -267,11 +267,11 @@ func (m *Manager) fillImport(ctx context.Context, rec VolumeRecord, in io.Reader
 	}
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return noSpace(err)
+		return devices.MarkNoSpace(err)
 	}
 	return atomicfile.Commit(out, rec.Backing, func(f *os.File) error {
 		if err := f.Truncate(rec.Size); err != nil {
-			return noSpace(err)
+			return devices.MarkNoSpace(err)
 		}
 		return readStream(ctx, f, rec.Size, in, raw, h, progress)
 	})
@@ -298,7 +298,7 @@ func readStream(ctx context.Context, f *os.File, size int64, in, raw io.Reader, 
 				return fmt.Errorf("damaged stream: data record at %d of %d bytes (image of %d bytes, next offset at least %d)", off, n, size, next)
 			}
 			if _, err := io.CopyN(io.NewOffsetWriter(f, off), in, n); err != nil {
-				return fmt.Errorf("write image: %w", noSpace(err))
+				return fmt.Errorf("write image: %w", devices.MarkNoSpace(err))
 			}
 			if progress != nil && (got+n)/progressEvery != got/progressEvery {
 				progress(off+n, size)

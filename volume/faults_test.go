@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mooring-dev/mooring/backends/loop"
 	"github.com/mooring-dev/mooring/devices"
 )
 
@@ -83,7 +84,7 @@ func TestRootPoolFull(t *testing.T) {
 			t.Errorf("left in the pool: %s", e.Name())
 		}
 	}
-	if _, err := m.Volume("default", "big"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Volume(context.Background(), "default", "big"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("record left for the failed volume: %v", err)
 	}
 }
@@ -138,7 +139,7 @@ func TestRootCorruptFilesystemIsNeverReformatted(t *testing.T) {
 	st := mustAcquire(t, m, owner("w"), req("broken", "/d"))
 	writeData(t, st[0].Source, "f", "precious")
 	mustRelease(t, m, "w")
-	rec, err := m.Volume("default", "broken")
+	rec, err := m.Volume(context.Background(), "default", "broken")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestRootCorruptFilesystemIsNeverReformatted(t *testing.T) {
 		t.Fatalf("the corrupt volume's filesystem changed: %+v %v, record UUID %s", id, err, rec.FSUUID)
 	}
 	rec.Used = true // claimed by a container that did not create it
-	if after, _ := m.Volume("default", "broken"); after != rec {
+	if after, _ := m.Volume(context.Background(), "default", "broken"); after != rec {
 		t.Fatalf("record changed: %+v", after)
 	}
 	assertNothingStaged(t, m)
@@ -251,8 +252,8 @@ func TestRootHostReboot(t *testing.T) {
 	// The "reboot": unmount, detach, wipe /run; the claim stays in the
 	// journal and its owner (a process that no longer exists) is gone.
 	mustRun(t, "umount", st[0].Source)
-	rec, _ := m.Volume("default", "r")
-	loops, _ := devices.NewLoops().List(context.Background(), loopTag(rec.ID))
+	rec, _ := m.Volume(context.Background(), "default", "r")
+	loops, _ := devices.NewLoops().List(context.Background(), loop.Tag(rec.ID))
 	for _, l := range loops {
 		devices.NewLoops().Detach(context.Background(), l.Path, l.Tag)
 	}

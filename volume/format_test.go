@@ -39,7 +39,7 @@ func TestCheckOnlyWhenNotClean(t *testing.T) {
 	if k.Checks != 0 {
 		t.Fatalf("%d checks of a clean filesystem", k.Checks)
 	}
-	rec, _ := m.Volume("default", "v")
+	rec, _ := m.Volume(context.Background(), "default", "v")
 	k.Corrupt[rec.Backing] = true
 	if _, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")}); !errors.Is(err, devices.ErrCorrupt) {
 		t.Fatalf("acquire of a filesystem with errors: %v, want ErrCorrupt", err)
@@ -103,7 +103,7 @@ func TestRootRepairRefusedUnderShortDeadline(t *testing.T) {
 	st := mustAcquire(t, m, owner("w"), small)
 	writeData(t, st[0].Source, "f", "kept")
 	mustRelease(t, m, "w")
-	rec, _ := m.Volume("default", "v")
+	rec, _ := m.Volume(context.Background(), "default", "v")
 	mustRun(t, "tune2fs", "-E", "force_fsck", rec.Backing)
 	before := fileSum(t, rec.Backing)
 

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/mooring-dev/mooring/backends"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/vocab"
@@ -33,6 +35,9 @@ type Manager struct {
 	log *slog.Logger
 	j   journal
 	obs Observer
+
+	mu       sync.Mutex // guards backends
+	backends map[string]backends.Backend
 }
 
 // Option configures a Manager.
@@ -90,7 +95,7 @@ func (m *Manager) lockVolume(ctx context.Context, tenant, name string) (*fileLoc
 		return nil, err
 	}
 	lock.keep = func() bool {
-		_, err := m.j.readVolume(tenant, name)
+		_, err := m.readVolume(ctx, tenant, name)
 		return !errors.Is(err, ErrNotFound)
 	}
 	return lock, nil
@@ -110,21 +115,13 @@ func (m *Manager) lockedRecord(ctx context.Context, tenant, name string) (Volume
 	if err != nil {
 		return VolumeRecord{}, nil, err
 	}
-	rec, err := m.j.readVolume(tenant, name)
+	rec, err := m.readVolume(ctx, tenant, name)
 	if err != nil {
 		lock.Unlock()
 		return VolumeRecord{}, nil, err
 	}
 	return rec, lock, nil
 }
-
-// lockAllocation serializes loop-device allocation and block-device
-// selection; it is held only around those steps.
-func (m *Manager) lockAllocation(ctx context.Context) (*fileLock, error) {
-	return lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", "allocation.lock"))
-}
-
-func loopTag(volumeID string) string { return devices.TagPrefix + volumeID }
 
 func newVolumeID() (string, error) {
 	b := make([]byte, 8)
@@ -141,14 +138,14 @@ func splitKey(key string) (tenant, name string) {
 }
 
 // Volumes lists every volume record.
-func (m *Manager) Volumes() ([]VolumeRecord, error) { return m.j.volumes() }
+func (m *Manager) Volumes(ctx context.Context) ([]VolumeRecord, error) { return m.volumes(ctx) }
 
 // Volume returns one volume record by tenant and name.
-func (m *Manager) Volume(tenant, name string) (VolumeRecord, error) {
+func (m *Manager) Volume(ctx context.Context, tenant, name string) (VolumeRecord, error) {
 	if err := validKey(tenant, name); err != nil {
 		return VolumeRecord{}, err
 	}
-	return m.j.readVolume(tenant, name)
+	return m.readVolume(ctx, tenant, name)
 }
 
 // Attachments lists every attachment record.

@@ -145,7 +145,7 @@ func TestLifecycleFormatsOnceAndKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := m2.Volume("default", "pgdata")
+	rec, err := m2.Volume(context.Background(), "default", "pgdata")
 	if err != nil || !rec.Formatted || rec.FS != "ext4" || rec.Size != gib {
 		t.Fatalf("reopened record = %+v, %v", rec, err)
 	}
@@ -207,7 +207,7 @@ func TestAcquireUndoesItsOwnWorkOnError(t *testing.T) {
 	if len(atts) != 1 || atts[0].Volume != "default/kept" {
 		t.Errorf("attachments = %+v, want only default/kept", atts)
 	}
-	if _, err := m.Volume("default", "fresh"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Volume(context.Background(), "default", "fresh"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("volume created by the failed call survived: %v", err)
 	}
 	if k.AttachedCount() != 1 || k.MountCount() != 1 {
@@ -242,7 +242,7 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			assertClean(t, m, k)
-			vols, _ := m.Volumes()
+			vols, _ := m.Volumes(context.Background())
 			if len(vols) != 0 {
 				t.Errorf("volumes left: %+v", vols)
 			}
@@ -291,7 +291,7 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		m, k := newTestManager(t)
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
-		rec, _ := m.Volume("default", "v")
+		rec, _ := m.Volume(context.Background(), "default", "v")
 		delete(k.Filesystems, rec.Backing)
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
 		if !errors.Is(err, ErrNotFormatted) || k.Formats != 1 {
@@ -303,7 +303,7 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		m, k := newTestManager(t)
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
-		rec, _ := m.Volume("default", "v")
+		rec, _ := m.Volume(context.Background(), "default", "v")
 		k.Filesystems[rec.Backing] = devices.Probe{Type: "ext4", UUID: "swapped"}
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
 		if !errors.Is(err, ErrUUIDMismatch) {
@@ -315,13 +315,13 @@ func TestNeverFormatsWhatItDidNotMake(t *testing.T) {
 		m, k := newTestManager(t)
 		mustAcquire(t, m, owner("c"), req("v", "/v"))
 		mustRelease(t, m, "c")
-		rec, _ := m.Volume("default", "v")
+		rec, _ := m.Volume(context.Background(), "default", "v")
 		k.Corrupt[rec.Backing] = true
 		_, err := m.Acquire(context.Background(), owner("c"), []Request{req("v", "/v")})
 		if !errors.Is(err, devices.ErrCorrupt) || k.Formats != 1 {
 			t.Fatalf("err = %v formats=%d, want ErrCorrupt and no reformat", err, k.Formats)
 		}
-		if _, err := m.Volume("default", "v"); err != nil {
+		if _, err := m.Volume(context.Background(), "default", "v"); err != nil {
 			t.Fatalf("corrupt volume's record was dropped: %v", err)
 		}
 		assertClean(t, m, k)
@@ -335,14 +335,14 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("remove while attached: %v, want ErrInUse", err)
 	}
 	mustRelease(t, m, "c")
-	rec, _ := m.Volume("default", "v")
+	rec, _ := m.Volume(context.Background(), "default", "v")
 	if err := m.Remove(context.Background(), "default", "v"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(rec.Backing); !os.IsNotExist(err) {
 		t.Errorf("image survived remove: %v", err)
 	}
-	if _, err := m.Volume("default", "v"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Volume(context.Background(), "default", "v"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("record survived remove: %v", err)
 	}
 	assertClean(t, m, k)

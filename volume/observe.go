@@ -65,13 +65,13 @@ func (j journal) lastErrorPath(tenant, name string) string {
 
 // noteError records err as the volume's last error, for mooring volume
 // stats. Best effort and lock-free: the last writer wins.
-func (m *Manager) noteError(tenant, name, op string, err error) {
+func (m *Manager) noteError(ctx context.Context, tenant, name, op string, err error) {
 	if validKey(tenant, name) != nil {
 		return
 	}
 	// Only a volume that exists keeps its last error: a refused request
 	// for a name that does not exist leaves nothing behind.
-	if _, rerr := m.j.readVolume(tenant, name); rerr != nil {
+	if _, rerr := m.readVolume(ctx, tenant, name); rerr != nil {
 		return
 	}
 	e := LastError{Time: time.Now().UTC(), Op: op, Error: err.Error()}

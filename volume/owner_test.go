@@ -47,7 +47,7 @@ func TestFailedAcquireKeepsAVolumeAnotherContainerUsed(t *testing.T) {
 		t.Fatalf("A: %v, want a cancelled lock wait", err)
 	}
 	held.Unlock()
-	rec, err := m.Volume("default", "fresh")
+	rec, err := m.Volume(context.Background(), "default", "fresh")
 	if err != nil || !rec.Used {
 		t.Fatalf("the volume B used was discarded by A's undo: %+v %v", rec, err)
 	}
@@ -132,7 +132,7 @@ func TestJournalSkipsCorruptAndStrayEntries(t *testing.T) {
 	write("volumes/default/evil.json", `{"id":"../../../etc","tenant":"default","name":"evil"}`)
 	write("volumes/stray-file", "x")
 
-	vols, err := m.Volumes()
+	vols, err := m.Volumes(context.Background())
 	if err != nil || len(vols) != 1 || vols[0].Name != "v" {
 		t.Fatalf("Volumes = %+v, %v; want only v", vols, err)
 	}
@@ -140,7 +140,7 @@ func TestJournalSkipsCorruptAndStrayEntries(t *testing.T) {
 	if err != nil || len(atts) != 1 || !atts[0].Owner.SameAs(owner("c")) {
 		t.Fatalf("Attachments = %+v, %v; want only c's claim", atts, err)
 	}
-	if _, err := m.Volume("default", "evil"); err == nil {
+	if _, err := m.Volume(context.Background(), "default", "evil"); err == nil {
 		t.Fatal("a volume record with a path for an id was accepted")
 	}
 	if _, err := m.Reconcile(context.Background(), func(Owner) bool { return true }); err != nil {

@@ -216,7 +216,7 @@ func TestCapacityIsRaceFree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	vols, _ := m.Volumes()
+	vols, _ := m.Volumes(context.Background())
 	if ok != 3 || len(vols) != 3 {
 		t.Fatalf("%d creates succeeded, %d volumes; a 3Gi pool holds 3 of 1Gi", ok, len(vols))
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
-
-	"github.com/mooring-dev/mooring/config"
-	"github.com/mooring-dev/mooring/devices"
 )
 
 // Reconcile releases the claims of owners for which live returns false
@@ -40,7 +38,7 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 			rep.Kept++
 		}
 	}
-	vols, err := m.j.volumes()
+	vols, err := m.volumes(ctx)
 	if err != nil {
 		return rep, errors.Join(append(errs, err)...)
 	}
@@ -75,28 +73,22 @@ func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *Reco
 	if mounted {
 		rep.Unmounted = append(rep.Unmounted, staging)
 	}
-	var loops []string
-	if v.Driver == config.DriverLoop {
-		infos, err := m.dev.Loops.List(ctx, loopTag(v.ID))
-		if err != nil {
-			return err
-		}
-		for _, l := range infos {
-			loops = append(loops, l.Path)
-		}
+	loops, err := m.attachedDevices(ctx, v)
+	if err != nil {
+		return err
 	}
 	if !mounted && len(loops) == 0 {
 		return removeStagingDir(staging)
 	}
-	if err := m.unstage(ctx, v, ""); err != nil {
+	if err := m.unstage(ctx, v, "", nil); err != nil {
 		return err
 	}
-	after, err := m.dev.Loops.List(ctx, loopTag(v.ID))
+	after, err := m.attachedDevices(ctx, v)
 	if err != nil {
 		return err
 	}
 	for _, p := range loops {
-		if !hasPath(after, p) {
+		if !slices.Contains(after, p) {
 			rep.Detached = append(rep.Detached, p)
 		}
 	}
@@ -104,11 +96,11 @@ func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *Reco
 	return nil
 }
 
-func hasPath(loops []devices.LoopInfo, path string) bool {
-	for _, l := range loops {
-		if l.Path == path {
-			return true
-		}
+// attachedDevices lists the devices this node has attached for rec.
+func (m *Manager) attachedDevices(ctx context.Context, rec VolumeRecord) ([]string, error) {
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return nil, err
 	}
-	return false
+	return b.Attached(ctx, rec.volume())
 }

@@ -36,9 +36,9 @@ func (m *Manager) recoverVolume(ctx context.Context, v VolumeRecord) error {
 		if err := removeIfExists(rec.Backing + ".partial"); err != nil {
 			return err
 		}
-		return m.discardNewVolume(rec)
+		return m.discardNewVolume(ctx, rec)
 	case StateRestoring:
-		if err := m.finishRestore(&rec); err != nil {
+		if err := m.finishRestore(ctx, &rec); err != nil {
 			return err
 		}
 	}

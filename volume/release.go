@@ -2,14 +2,13 @@ package volume
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/internal/failpoint"
 )
 
@@ -76,11 +75,11 @@ func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owne
 		return claimGone, err
 	}
 	if len(claims) == 1 {
-		rec, err := m.j.readVolume(tenant, name)
+		rec, err := m.recordOfClaim(ctx, cur)
 		if err != nil {
 			return claimGone, fmt.Errorf("volume %s: %w", a.Volume, err)
 		}
-		if err := m.unstage(ctx, rec, cur.Device); err != nil {
+		if err := m.unstage(ctx, rec, cur.Device, cur.Backend); err != nil {
 			return claimGone, fmt.Errorf("volume %s: %w", a.Volume, err)
 		}
 	}
@@ -92,9 +91,9 @@ func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owne
 }
 
 // unstage syncs and unmounts the staging mount and detaches the volume's
-// loop device (device, when known, else every device tagged with the
-// volume id). Caller holds the volume lock.
-func (m *Manager) unstage(ctx context.Context, rec VolumeRecord, device string) error {
+// device (device and state as the claim recorded them, or empty: whatever
+// this node has attached for the volume). Caller holds the volume lock.
+func (m *Manager) unstage(ctx context.Context, rec VolumeRecord, device string, state json.RawMessage) error {
 	staging := m.stagingDir(rec.ID)
 	mounted, err := m.dev.Mounts.Mounted(staging)
 	if err != nil {
@@ -109,25 +108,21 @@ func (m *Manager) unstage(ctx context.Context, rec VolumeRecord, device string) 
 	if err := removeStagingDir(staging); err != nil {
 		return err
 	}
-	if rec.Driver != config.DriverLoop {
-		return nil
+	return m.detach(ctx, rec, device, state)
+}
+
+// recordOfClaim reads the record of a claimed volume. A shared pool's
+// record lives in the cluster: when the cluster cannot be read (this node
+// is cut off or fenced), the claim itself says enough to tear down what
+// this node holds, without touching the cluster.
+func (m *Manager) recordOfClaim(ctx context.Context, a Attachment) (VolumeRecord, error) {
+	tenant, name := splitKey(a.Volume)
+	rec, err := m.readVolume(ctx, tenant, name)
+	if err == nil || !m.isShared(a.Pool) {
+		return rec, err
 	}
-	paths := []string{device}
-	if device == "" {
-		loops, err := m.dev.Loops.List(ctx, loopTag(rec.ID))
-		if err != nil {
-			return err
-		}
-		paths = paths[:0]
-		for _, l := range loops {
-			paths = append(paths, l.Path)
-		}
-	}
-	var errs []error
-	for _, p := range paths {
-		errs = append(errs, ignoreBusy(m.dev.Loops.Detach(ctx, p, loopTag(rec.ID))))
-	}
-	return errors.Join(errs...)
+	m.log.Warn("shared record unreadable: tearing down from the claim", "volume", a.Volume, "error", err)
+	return VolumeRecord{ID: a.VolumeID, Tenant: tenant, Name: name, Pool: a.Pool, Driver: m.cfg.Pools[a.Pool].Driver}, nil
 }
 
 // syncFS flushes the filesystem mounted at dir before it is unmounted, so

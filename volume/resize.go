@@ -82,11 +82,11 @@ func (m *Manager) grow(ctx context.Context, rec *VolumeRecord, size int64) error
 		if err != nil {
 			return err
 		}
-		if err := m.checkGrowPolicy(pool, *rec, size); err != nil {
+		if err := m.checkGrowPolicy(ctx, pool, *rec, size); err != nil {
 			return err
 		}
 		rec.Size, rec.GrowPending = size, true
-		if err := m.j.writeVolume(*rec); err != nil {
+		if err := m.writeVolume(ctx, *rec); err != nil {
 			return err
 		}
 	}
@@ -97,22 +97,22 @@ func (m *Manager) grow(ctx context.Context, rec *VolumeRecord, size int64) error
 // gains: within the pool's max_size, and the gain within the pool's
 // capacity and the tenant's max_bytes (checkRoom, as for a new volume;
 // the volume already counts in max_volumes).
-func (m *Manager) checkGrowPolicy(pool config.Pool, rec VolumeRecord, size int64) error {
+func (m *Manager) checkGrowPolicy(ctx context.Context, pool config.Pool, rec VolumeRecord, size int64) error {
 	if size > pool.MaxSize {
 		return fmt.Errorf("%w: %s asked for %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), vocab.Size(size), pool.Name, vocab.Size(pool.MaxSize))
 	}
 	counted := pool
 	counted.MaxVolumes = 0
-	return m.checkRoom(rec.Tenant, counted, size-rec.Size)
+	return m.checkRoom(ctx, rec.Tenant, counted, size-rec.Size)
 }
 
 // checkNewPolicy is the capacity policy for a volume made from data (a
 // clone, an import): what creating it would be.
-func (m *Manager) checkNewPolicy(pool config.Pool, rec VolumeRecord) error {
+func (m *Manager) checkNewPolicy(ctx context.Context, pool config.Pool, rec VolumeRecord) error {
 	if rec.Size > pool.MaxSize {
 		return fmt.Errorf("%w: %s is %s, pool %q allows at most %s", ErrTooLarge, rec.Key(), vocab.Size(rec.Size), pool.Name, vocab.Size(pool.MaxSize))
 	}
-	return m.checkRoom(rec.Tenant, pool, rec.Size)
+	return m.checkRoom(ctx, rec.Tenant, pool, rec.Size)
 }
 
 // completeGrow finishes a recorded grow: the image to rec.Size and, when
@@ -132,14 +132,14 @@ func (m *Manager) completeGrow(ctx context.Context, rec *VolumeRecord) error {
 	if err != nil || !mounted {
 		return err // the filesystem grows when it is next staged
 	}
-	loops, err := m.dev.Loops.List(ctx, loopTag(rec.ID))
+	devs, err := m.attachedDevices(ctx, *rec)
 	if err != nil {
 		return err
 	}
-	if len(loops) != 1 {
-		return fmt.Errorf("grow: staged at %s but %d loop devices carry its tag", staging, len(loops))
+	if len(devs) != 1 {
+		return fmt.Errorf("grow: staged at %s but %d loop devices carry its tag", staging, len(devs))
 	}
-	dev := loops[0].Path
+	dev := devs[0]
 	if err := m.dev.Data.SetCapacity(dev); err != nil {
 		return fmt.Errorf("grow: %w", err)
 	}
@@ -153,7 +153,7 @@ func (m *Manager) completeGrow(ctx context.Context, rec *VolumeRecord) error {
 		return fmt.Errorf("grow: %w", err)
 	}
 	rec.GrowPending = false
-	return m.j.writeVolume(*rec)
+	return m.writeVolume(ctx, *rec)
 }
 
 // growImage extends a sparse image file to size; a larger file is left
@@ -172,7 +172,7 @@ func growImage(path string, size int64) error {
 		return nil
 	}
 	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("grow image: %w", noSpace(err))
+		return fmt.Errorf("grow image: %w", devices.MarkNoSpace(err))
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("grow image: %w", err)
@@ -218,25 +218,25 @@ func (m *Manager) beforeMount(ctx context.Context, rec *VolumeRecord, dev string
 	}
 	if err == nil {
 		rec.GrowPending = false
-		err = m.j.writeVolume(*rec)
+		err = m.writeVolume(ctx, *rec)
 	}
-	m.growFailed(rec, err)
+	m.growFailed(ctx, rec, err)
 }
 
 func (m *Manager) afterMount(ctx context.Context, rec *VolumeRecord) {
-	m.growFailed(rec, m.completeGrow(ctx, rec))
+	m.growFailed(ctx, rec, m.completeGrow(ctx, rec))
 }
 
-func (m *Manager) growFailed(rec *VolumeRecord, err error) {
+func (m *Manager) growFailed(ctx context.Context, rec *VolumeRecord, err error) {
 	if err != nil {
 		m.log.Warn("grow not finished", "volume", rec.Key(), "error", err)
-		m.noteError(rec.Tenant, rec.Name, "grow", err)
+		m.noteError(ctx, rec.Tenant, rec.Name, "grow", err)
 	}
 }
 
 func loopOnly(rec VolumeRecord, op string) error {
 	if rec.Driver != config.DriverLoop {
-		return fmt.Errorf("%s: %w: pool %q uses driver %q (devices the admin listed); %s needs a loop pool", op, ErrNotSupported, rec.Pool, rec.Driver, op)
+		return fmt.Errorf("%s: %w: pool %q uses driver %q ; %s needs a loop pool", op, ErrNotSupported, rec.Pool, rec.Driver, op)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mooring-dev/mooring/backends/loop"
 	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 	"github.com/mooring-dev/mooring/internal/failpoint"
@@ -122,7 +123,7 @@ tenants = ["*"]
 // is recorded.
 func assertNothingStaged(t testing.TB, m *Manager) {
 	t.Helper()
-	vols, err := m.Volumes()
+	vols, err := m.Volumes(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func assertNothingStaged(t testing.TB, m *Manager) {
 		left = left[:0]
 		for _, v := range vols {
 			for _, l := range loops {
-				if l.Tag == loopTag(v.ID) {
+				if l.Tag == loop.Tag(v.ID) {
 					left = append(left, fmt.Sprintf("volume %s still attached at %s", v.Key(), l.Path))
 				}
 			}

@@ -154,7 +154,7 @@ func (m *Manager) snapshotLocked(ctx context.Context, rec VolumeRecord, snap str
 	}
 	failpoint.Hit("snapshot:copied")
 	if mounted {
-		err := m.onImage(ctx, s.Backing, rec.ID, func(dev string) error { return m.dev.Data.Settle(ctx, dev, s.FS) })
+		err := m.onImage(ctx, rec, s.Backing, func(dev string) error { return m.dev.Data.Settle(ctx, dev, s.FS) })
 		if err != nil {
 			return SnapshotRecord{}, errors.Join(fmt.Errorf("settle the copy: %w", err), m.undoSnapshot(ctx, rec, s))
 		}
@@ -216,14 +216,14 @@ func (m *Manager) copyImage(ctx context.Context, src, dst, freeze string) (devic
 	}
 	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("copy image: %w", noSpace(err))
+		return "", fmt.Errorf("copy image: %w", devices.MarkNoSpace(err))
 	}
 	var method devices.CopyMethod
 	err = atomicfile.Commit(out, dst, func(f *os.File) error {
 		copy := func(ctx context.Context) error {
 			var err error
 			method, err = m.dev.Data.CopyImage(ctx, f, in)
-			return noSpace(err)
+			return devices.MarkNoSpace(err)
 		}
 		if freeze == "" {
 			return copy(ctx)
@@ -258,8 +258,8 @@ func (m *Manager) undoSnapshot(ctx context.Context, rec VolumeRecord, s Snapshot
 }
 
 // Snapshots lists a volume's snapshots, oldest first.
-func (m *Manager) Snapshots(tenant, name string) ([]SnapshotRecord, error) {
-	rec, err := m.Volume(tenant, name)
+func (m *Manager) Snapshots(ctx context.Context, tenant, name string) ([]SnapshotRecord, error) {
+	rec, err := m.Volume(ctx, tenant, name)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func TestRootSnapshotCloneRestore(t *testing.T) {
 			if err := m.RemoveSnapshot(ctx, "default", "orig", "s1"); err != nil {
 				t.Fatal(err)
 			}
-			if snaps, _ := m.Snapshots("default", "orig"); len(snaps) != 0 {
+			if snaps, _ := m.Snapshots(context.Background(), "default", "orig"); len(snaps) != 0 {
 				t.Fatalf("snapshots left: %+v", snaps)
 			}
 			if _, err := os.Stat(s.Backing); !errors.Is(err, os.ErrNotExist) {
@@ -149,7 +149,7 @@ func TestRootCloneFromAnnotation(t *testing.T) {
 	if _, err := m.Acquire(context.Background(), owner("c3"), []Request{{Name: "w2", Target: "/w", From: "base@nope"}}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("from a missing snapshot: %v", err)
 	}
-	if _, err := m.Volume("default", "w2"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Volume(context.Background(), "default", "w2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a failed clone left a record: %v", err)
 	}
 }
@@ -163,7 +163,7 @@ func TestRootSnapshotCrashThaws(t *testing.T) {
 	// Should gc fail to thaw, the test's cleanup must not hang on it.
 	t.Cleanup(func() { devices.NewDataOps().Thaw(st[0].Source) })
 	runKilled(t, cfgPath, "snapshot", "snapshot:frozen")
-	if snaps, _ := m.Snapshots("default", "crash"); len(snaps) != 1 || !snaps[0].Copying {
+	if snaps, _ := m.Snapshots(context.Background(), "default", "crash"); len(snaps) != 1 || !snaps[0].Copying {
 		t.Fatalf("after the crash: %+v", snaps)
 	}
 	if _, err := m.Reconcile(context.Background(), func(o Owner) bool { return o.ID == "live" }); err != nil {
@@ -179,7 +179,7 @@ func TestRootSnapshotCrashThaws(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the volume is still frozen after gc")
 	}
-	if snaps, _ := m.Snapshots("default", "crash"); len(snaps) != 0 {
+	if snaps, _ := m.Snapshots(context.Background(), "default", "crash"); len(snaps) != 0 {
 		t.Fatalf("partial snapshot left: %+v", snaps)
 	}
 	mustRelease(t, m, "live")
@@ -210,7 +210,7 @@ func TestRootExportImport(t *testing.T) {
 	if err := src.Export(ctx, "default", "data", "", &stream, nil); err != nil {
 		t.Fatal(err)
 	}
-	orig, _ := src.Volume("default", "data")
+	orig, _ := src.Volume(context.Background(), "default", "data")
 	if stream.Len() > int(orig.Size)/4 {
 		t.Errorf("export of a mostly empty %d-byte volume is %d bytes: not sparse", orig.Size, stream.Len())
 	}
@@ -222,7 +222,7 @@ func TestRootExportImport(t *testing.T) {
 	if _, err := dst.Import(ctx, "default", Request{Name: "data"}, bytes.NewReader(stream.Bytes()[:stream.Len()-1]), nil); err == nil {
 		t.Fatal("a truncated stream was imported")
 	}
-	if vols, _ := dst.Volumes(); len(vols) != 0 {
+	if vols, _ := dst.Volumes(context.Background()); len(vols) != 0 {
 		t.Fatalf("failed imports left %+v", vols)
 	}
 	imp, err := dst.Import(ctx, "default", Request{Name: "data"}, &stream, nil)
@@ -328,7 +328,7 @@ func BenchmarkSnapshot1GiB(b *testing.B) {
 				b.StopTimer()
 				after := statfs(b, dir)
 				used += int64(before.Bfree-after.Bfree) * after.Bsize
-				n, _ := allocated(s.Backing)
+				n, _ := devices.Allocated(s.Backing)
 				b.Logf("method %s, snapshot file allocates %d bytes", s.Method, n)
 				if err := m.RemoveSnapshot(context.Background(), "default", "big", s.Name); err != nil {
 					b.Fatal(err)

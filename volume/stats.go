@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/devices"
 )
 
 // statsLockWait bounds how long Stats waits for a volume busy with a
@@ -63,7 +64,7 @@ type PoolStats struct {
 // Stats reports every volume (or only tenant/name when name is set) and
 // every pool.
 func (m *Manager) Stats(ctx context.Context, tenant, name string) ([]VolumeStats, []PoolStats, error) {
-	vols, err := m.j.volumes()
+	vols, err := m.volumes(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -111,7 +112,7 @@ func (m *Manager) volumeStats(ctx context.Context, v VolumeRecord, atts []Attach
 		}
 	}
 	if v.Driver == config.DriverLoop {
-		vs.AllocatedBytes, _ = allocated(v.Backing) // a missing image takes nothing
+		vs.AllocatedBytes, _ = devices.Allocated(v.Backing) // a missing image takes nothing
 	} else {
 		vs.AllocatedBytes = v.Size
 	}
@@ -121,7 +122,7 @@ func (m *Manager) volumeStats(ctx context.Context, v VolumeRecord, atts []Attach
 	}
 	vs.Snapshots = len(snaps)
 	for _, s := range snaps {
-		n, _ := allocated(s.Backing)
+		n, _ := devices.Allocated(s.Backing)
 		vs.SnapshotBytes += n
 	}
 	if vs.LastError, err = m.lastError(v.Tenant, v.Name); err != nil {

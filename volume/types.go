@@ -1,18 +1,20 @@
 package volume
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/backends"
 )
 
 // Sentinel errors callers branch on.
 var (
-	ErrNotFound     = errors.New("volume not found")
-	ErrInUse        = errors.New("volume is in use")
+	ErrNotFound     = backends.ErrNotFound
+	ErrInUse        = backends.ErrInUse
 	ErrNotAllowed   = errors.New("tenant not allowed in pool")
-	ErrTooLarge     = errors.New("size over pool maximum")
+	ErrTooLarge     = backends.ErrTooLarge
 	ErrExists       = errors.New("volume already exists")
 	ErrNotFormatted = errors.New("refusing to format")
 	ErrUUIDMismatch = errors.New("filesystem UUID does not match the volume record")
@@ -83,15 +85,21 @@ const (
 
 // Attachment is the journal's record of one owner's claim on one volume.
 type Attachment struct {
-	Owner    Owner     `json:"owner"`
-	VolumeID string    `json:"volumeID"`
-	Volume   string    `json:"volume"` // tenant/name, for humans
-	Device   string    `json:"device,omitempty"`
-	Staging  string    `json:"staging"`
-	Target   string    `json:"target"`
-	ReadOnly bool      `json:"readOnly,omitempty"`
-	Step     Step      `json:"step"`
-	Since    time.Time `json:"since"`
+	Owner    Owner  `json:"owner"`
+	VolumeID string `json:"volumeID"`
+	Volume   string `json:"volume"` // tenant/name, for humans
+	Device   string `json:"device,omitempty"`
+	// Pool is the volume's pool, so a claim on a shared pool's volume can
+	// be torn down without reading the cluster (a fenced node).
+	Pool string `json:"pool,omitempty"`
+	// Backend is what the pool's driver needs to detach the device (for
+	// example the pid and start time of a userspace helper).
+	Backend  json.RawMessage `json:"backend,omitempty"`
+	Staging  string          `json:"staging"`
+	Target   string          `json:"target"`
+	ReadOnly bool            `json:"readOnly,omitempty"`
+	Step     Step            `json:"step"`
+	Since    time.Time       `json:"since"`
 
 	// file is the journal file the record was read from (records written
 	// before owners had scopes are named by the id alone).

@@ -1,0 +1,76 @@
+package volume
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/mooring-dev/mooring/backends"
+	"github.com/mooring-dev/mooring/backends/block"
+	"github.com/mooring-dev/mooring/backends/loop"
+	"github.com/mooring-dev/mooring/config"
+)
+
+// backend returns the driver of a pool, made the first time the pool is
+// used by this manager.
+func (m *Manager) backend(name string) (backends.Backend, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b, ok := m.backends[name]; ok {
+		return b, nil
+	}
+	pool, err := m.cfg.Pool(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := m.newBackend(pool)
+	if err != nil {
+		return nil, fmt.Errorf("pool %q: %w", name, err)
+	}
+	if m.backends == nil {
+		m.backends = map[string]backends.Backend{}
+	}
+	m.backends[name] = b
+	return b, nil
+}
+
+// newBackend picks the pool's driver: the one place the core looks at it.
+func (m *Manager) newBackend(pool config.Pool) (backends.Backend, error) {
+	switch pool.Driver {
+	case config.DriverLoop:
+		dir := m.cfg.PoolDirectory(pool.Name)
+		return &loop.Pool{
+			Name: pool.Name, Dir: dir, Loops: m.dev.Loops,
+			MakeDir:        dir == filepath.Join(m.cfg.StateDir, "pools", pool.Name),
+			LockAllocation: m.lockAllocation,
+		}, nil
+	case config.DriverBlock:
+		return &block.Pool{Name: pool.Name, Devices: pool.Devices, Blocks: m.dev.Blocks}, nil
+	case config.DriverRBD:
+		return m.newRBD(pool)
+	}
+	return nil, fmt.Errorf("unknown driver %q", pool.Driver)
+}
+
+// backendOf returns the driver of rec's pool.
+func (m *Manager) backendOf(rec VolumeRecord) (backends.Backend, error) {
+	return m.backend(rec.Pool)
+}
+
+// lockAllocation serializes loop-device allocation on the host; it is
+// held only around that step.
+func (m *Manager) lockAllocation(ctx context.Context) (func(), error) {
+	lock, err := lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", "allocation.lock"))
+	if err != nil {
+		return nil, err
+	}
+	return lock.Unlock, nil
+}
+
+// volume is what rec's backend knows of it.
+func (rec VolumeRecord) volume() backends.Volume {
+	return backends.Volume{
+		ID: rec.ID, Tenant: rec.Tenant, Name: rec.Name, Pool: rec.Pool,
+		Backing: rec.Backing, Major: rec.Major, Minor: rec.Minor, Size: rec.Size,
+	}
+}
