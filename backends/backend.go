@@ -91,3 +91,16 @@ type Records interface {
 	// Records lists the records of every volume in the pool.
 	Records(ctx context.Context) ([]json.RawMessage, error)
 }
+
+// Leased is implemented by backends of pools many nodes share, where one
+// node at a time holds a volume (its lease).
+type Leased interface {
+	// Lost says why this node may no longer use a device it attached for
+	// v (the lease passed to another node, the helper serving it died),
+	// or nil while it may.
+	Lost(ctx context.Context, v Volume, state json.RawMessage) error
+	// Fence takes v over for this node from the node holding it, which
+	// is dead or cut off: that node's writes fail from here on. It
+	// returns a line saying what was done, for the log and the admin.
+	Fence(ctx context.Context, v Volume) (string, error)
+}

@@ -36,6 +36,7 @@ Commands:
   volume export [TENANT/]NAME [--snapshot S] > FILE
   volume import [TENANT/]NAME [--pool P] < FILE
   volume stats [[TENANT/]NAME]
+  volume fence [--tenant T] [TENANT/]NAME  take a shared (rbd) volume over from a dead node
   metrics [--textfile DIR]         Prometheus metrics (stdout, or DIR/mooring.prom)
   attachments ls
   gc                               release claims of containers that are gone

@@ -13,7 +13,7 @@ import (
 
 func (e *env) volume(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: volume create|ls|inspect|rm|resize|snapshot|clone|restore|export|import|stats", ErrUsage)
+		return fmt.Errorf("%w: volume create|ls|inspect|rm|resize|snapshot|clone|restore|export|import|stats|fence", ErrUsage)
 	}
 	switch args[0] {
 	case "create":
@@ -38,6 +38,8 @@ func (e *env) volume(args []string) error {
 		return e.volumeImport(args[1:])
 	case "stats":
 		return e.volumeStats(args[1:])
+	case "fence":
+		return e.volumeFence(args[1:])
 	}
 	return fmt.Errorf("%w: unknown volume command %q", ErrUsage, args[0])
 }
@@ -170,22 +172,9 @@ func (e *env) volumeInspect(args []string) error {
 }
 
 func (e *env) volumeRemove(args []string) error {
-	fs := flags("volume rm")
-	tenantFlag := fs.String("tenant", "", "the volume's tenant (default: the config's default_tenant)")
-	pos, err := parse(fs, args)
+	m, tenant, name, err := e.namedVolume("rm", args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: volume rm [--tenant T] [TENANT/]NAME", ErrUsage)
-	}
-	m, err := e.manager()
-	if err != nil {
-		return err
-	}
-	tenant, name := splitName(pos[0], orDefault(*tenantFlag, m.Config().DefaultTenant))
-	if *tenantFlag != "" && tenant != *tenantFlag {
-		return fmt.Errorf("%w: --tenant %s and %s name two tenants", ErrUsage, *tenantFlag, pos[0])
 	}
 	if err := m.Remove(e.ctx, tenant, name); err != nil {
 		if errors.Is(err, volume.ErrInUse) {
@@ -210,4 +199,43 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// namedVolume parses the arguments of a command on one volume:
+// [--tenant T] [TENANT/]NAME.
+func (e *env) namedVolume(cmd string, args []string) (_ *volume.Manager, tenant, name string, _ error) {
+	fs := flags("volume " + cmd)
+	tenantFlag := fs.String("tenant", "", "the volume's tenant (default: the config's default_tenant)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if len(pos) != 1 {
+		return nil, "", "", fmt.Errorf("%w: volume %s [--tenant T] [TENANT/]NAME", ErrUsage, cmd)
+	}
+	m, err := e.manager()
+	if err != nil {
+		return nil, "", "", err
+	}
+	tenant, name = splitName(pos[0], orDefault(*tenantFlag, m.Config().DefaultTenant))
+	if *tenantFlag != "" && tenant != *tenantFlag {
+		return nil, "", "", fmt.Errorf("%w: --tenant %s and %s name two tenants", ErrUsage, *tenantFlag, pos[0])
+	}
+	return m, tenant, name, nil
+}
+
+// volumeFence takes a volume of a shared pool over for this node from a
+// node that is dead or cut off.
+func (e *env) volumeFence(args []string) error {
+	m, tenant, name, err := e.namedVolume("fence", args)
+	if err != nil {
+		return err
+	}
+	what, err := m.Fence(e.ctx, tenant, name)
+	if err != nil {
+		return err
+	}
+	return e.print(map[string]string{"fenced": tenant + "/" + name, "takeover": what}, func(w io.Writer) {
+		fmt.Fprintln(w, what)
+	})
 }

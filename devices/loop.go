@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,12 +202,37 @@ func (d *LoopDevices) inspect(name string, num int) (LoopInfo, bool) {
 		mi, _ := strconv.ParseUint(min, 10, 32)
 		info.Major, info.Minor = uint32(ma), uint32(mi)
 	}
-	tag, err := readTag(info.Path)
+	tag, err := readTagBounded(info.Path)
 	if err != nil {
 		return LoopInfo{}, false
 	}
 	info.Tag = tag
 	return info, true
+}
+
+// tagWait bounds reading one device's tag: LOOP_GET_STATUS64 stats the
+// backing file, and a loop device over a FUSE file whose server is stopped
+// or fenced (an rbd volume's data path) would hang every listing on the
+// host. Such a device is left out; its reader finishes when the FUSE
+// connection is aborted.
+const tagWait = 2 * time.Second
+
+func readTagBounded(path string) (string, error) {
+	type result struct {
+		tag string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tag, err := readTag(path)
+		done <- result{tag, err}
+	}()
+	select {
+	case r := <-done:
+		return r.tag, r.err
+	case <-time.After(tagWait):
+		return "", fmt.Errorf("%s: LOOP_GET_STATUS64 did not answer in %s", path, tagWait)
+	}
 }
 
 func readTag(path string) (string, error) {

@@ -137,15 +137,15 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		}
 	}
 	att := Attachment{
-		Owner: owner, VolumeID: rec.ID, Volume: rec.Key(), Staging: staging,
+		Owner: owner, VolumeID: rec.ID, Volume: rec.Key(), Pool: rec.Pool, Staging: staging,
 		Target: req.Target, ReadOnly: req.ReadOnly, Step: StepMounted, Since: time.Now().UTC(),
 	}
 	if mounted && (shared || (mine != nil && mine.Step == StepMounted)) {
 		if mine != nil {
 			// A retry: keep the original claim, refresh what the retry says.
-			att.Since, att.Device = mine.Since, mine.Device
+			att.Since, att.Device, att.Backend = mine.Since, mine.Device, mine.Backend
 		} else {
-			att.Device = deviceOfClaims(claims)
+			att.Device, att.Backend = deviceOfClaims(claims)
 		}
 		if err := m.j.writeAttachment(att); err != nil {
 			return Staged{}, nil, false, err
@@ -173,13 +173,15 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	return st, &att, created, nil
 }
 
-func deviceOfClaims(claims []Attachment) string {
+// deviceOfClaims is the device (and its driver's state) the volume's
+// mounted claims use.
+func deviceOfClaims(claims []Attachment) (string, json.RawMessage) {
 	for _, c := range claims {
 		if c.Step == StepMounted && c.Device != "" {
-			return c.Device
+			return c.Device, c.Backend
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // ensureVolume returns the volume's record, creating the volume when the

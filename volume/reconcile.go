@@ -24,11 +24,22 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 	}
 	var errs []error
 	for _, a := range claims {
+		keep := live
 		if live(a.Owner) {
-			rep.Kept++
-			continue
+			lerr := m.lost(ctx, a)
+			if lerr == nil {
+				rep.Kept++
+				continue
+			}
+			// This node was fenced or its helper died: the container's
+			// writes fail already; tear down what this node holds.
+			m.log.Warn("volume lost: releasing a live owner's claim", "volume", a.Volume, "owner", a.Owner.Key(), "reason", lerr)
+			keep = nil
+			if err := m.detach(ctx, m.claimRecord(a), a.Device, a.Backend); err != nil {
+				errs = append(errs, fmt.Errorf("volume %s: %w", a.Volume, err))
+			}
 		}
-		outcome, err := m.releaseClaim(ctx, a, live)
+		outcome, err := m.releaseClaim(ctx, a, keep)
 		switch {
 		case err != nil:
 			errs = append(errs, err)

@@ -122,7 +122,13 @@ func (m *Manager) recordOfClaim(ctx context.Context, a Attachment) (VolumeRecord
 		return rec, err
 	}
 	m.log.Warn("shared record unreadable: tearing down from the claim", "volume", a.Volume, "error", err)
-	return VolumeRecord{ID: a.VolumeID, Tenant: tenant, Name: name, Pool: a.Pool, Driver: m.cfg.Pools[a.Pool].Driver}, nil
+	return m.claimRecord(a), nil
+}
+
+// claimRecord is what a claim says of its volume: enough to detach it.
+func (m *Manager) claimRecord(a Attachment) VolumeRecord {
+	tenant, name := splitKey(a.Volume)
+	return VolumeRecord{ID: a.VolumeID, Tenant: tenant, Name: name, Pool: a.Pool, Driver: m.cfg.Pools[a.Pool].Driver}
 }
 
 // syncFS flushes the filesystem mounted at dir before it is unmounted, so

@@ -17,8 +17,11 @@ import (
 // journaling need exclusive-lock, so they are out too.
 const imageFeatures = "layering"
 
-// Create makes the image of a tenant's volume, size bytes, and writes its
-// record (unformatted). ErrExists when the image is already there.
+// Create makes the image of a tenant's volume, size bytes, without a
+// record: the caller writes it (SetRecord) once it has chosen what it
+// holds; until then the image is not a volume to anyone (GetRecord says
+// ErrNotFound, a second Create ErrExists). ErrExists when the image is
+// already there.
 func (c *Cluster) Create(ctx context.Context, tenant, volume string, size int64) (string, error) {
 	image, err := ImageName(tenant, volume)
 	if err != nil {
@@ -33,11 +36,6 @@ func (c *Cluster) Create(ctx context.Context, tenant, volume string, size int64)
 	}
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", image, err)
-	}
-	rec := Record{Tenant: tenant, Volume: volume, Size: size}
-	if err := c.SetRecord(ctx, image, rec); err != nil {
-		// An image without a record is not a volume: take it back.
-		return "", errors.Join(err, c.remove(ctx, image))
 	}
 	return image, nil
 }

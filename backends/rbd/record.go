@@ -23,16 +23,6 @@ const (
 	clientsKeyPrefix = "mooring.clients."
 )
 
-// Record is mooring's record of a volume, kept in the image's metadata.
-type Record struct {
-	Tenant    string `json:"tenant"`
-	Volume    string `json:"volume"`
-	Size      int64  `json:"size"`
-	Formatted bool   `json:"formatted"`
-	FS        string `json:"fs,omitempty"`
-	FSUUID    string `json:"fs_uuid,omitempty"`
-}
-
 // Takeover is the audit entry of a fence: who took the volume, when, and
 // from which node.
 type Takeover struct {
@@ -43,27 +33,27 @@ type Takeover struct {
 	Blocklisted []string  `json:"blocklisted"`
 }
 
-// GetRecord reads the volume record; ErrNotFound when the image is missing
-// or has no record (it is not a volume mooring made).
-func (c *Cluster) GetRecord(ctx context.Context, image string) (Record, error) {
+// GetRecord reads the volume's record (the caller's JSON); ErrNotFound when
+// the image is missing or has no record (it is not a volume mooring made,
+// or its creation has not finished).
+func (c *Cluster) GetRecord(ctx context.Context, image string) (json.RawMessage, error) {
 	meta, err := c.metadata(ctx, image)
 	if err != nil {
-		return Record{}, err
+		return nil, err
 	}
 	raw, ok := meta[recordKey]
 	if !ok {
-		return Record{}, fmt.Errorf("image %s has no mooring record: %w", image, ErrNotFound)
+		return nil, fmt.Errorf("image %s has no mooring record: %w", image, ErrNotFound)
 	}
-	var rec Record
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-		return Record{}, fmt.Errorf("image %s: mooring record: %w", image, err)
+	if !json.Valid([]byte(raw)) {
+		return nil, fmt.Errorf("image %s: mooring record is not JSON", image)
 	}
-	return rec, nil
+	return json.RawMessage(raw), nil
 }
 
-// SetRecord writes the volume record. Only the lease holder (or the
-// creator, before anyone can attach) writes it.
-func (c *Cluster) SetRecord(ctx context.Context, image string, rec Record) error {
+// SetRecord writes the volume's record, rec encoded as JSON. Only the
+// lease holder (or the creator, before anyone can attach) writes it.
+func (c *Cluster) SetRecord(ctx context.Context, image string, rec any) error {
 	return c.setMeta(ctx, image, recordKey, rec)
 }
 
