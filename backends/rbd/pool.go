@@ -353,4 +353,3 @@ func inUse(err error) error {
 	}
 	return err
 }
-
