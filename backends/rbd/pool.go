@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/mooring-dev/mooring/backends"
@@ -261,35 +262,39 @@ func (p *Pool) Fence(ctx context.Context, v backends.Volume) (string, error) {
 // guard its space.
 func (p *Pool) CheckStage(context.Context, backends.Volume) error { return nil }
 
-// Capacity is what the RADOS pool stores plus what it can still take
-// (ceph df).
+// Capacity is the RADOS pool's byte quota (ceph osd pool set-quota), or
+// no limit when it has none: RBD images are thin, and how much a cluster
+// can still store is the cluster's to say (ceph df needs a mgr; the
+// admin sets the pool's capacity in mooring's config or a quota).
 func (p *Pool) Capacity(ctx context.Context) (int64, error) {
-	out, err := p.Cluster.ceph(ctx, "df", "--format", "json")
+	out, err := p.Cluster.ceph(ctx, "osd", "dump", "--format", "json")
 	if err != nil {
-		return 0, fmt.Errorf("ceph df: %w", err)
+		return 0, fmt.Errorf("RADOS pool %s quota: %w", p.Cluster.Pool, err)
 	}
-	return parseCapacity(out, p.Cluster.Pool)
+	return parseQuota(out, p.Cluster.Pool)
 }
 
-func parseCapacity(out []byte, pool string) (int64, error) {
-	var df struct {
+// parseQuota reads a pool's quota from the OSD map (ceph osd dump): the
+// monitors answer it without a mgr.
+func parseQuota(out []byte, pool string) (int64, error) {
+	var dump struct {
 		Pools []struct {
-			Name  string `json:"name"`
-			Stats struct {
-				Stored   int64 `json:"stored"`
-				MaxAvail int64 `json:"max_avail"`
-			} `json:"stats"`
+			Name     string `json:"pool_name"`
+			MaxBytes int64  `json:"quota_max_bytes"`
 		} `json:"pools"`
 	}
-	if err := json.Unmarshal(out, &df); err != nil {
-		return 0, fmt.Errorf("ceph df: %w", err)
+	if err := json.Unmarshal(out, &dump); err != nil {
+		return 0, fmt.Errorf("ceph osd dump: %w", err)
 	}
-	for _, p := range df.Pools {
+	for _, p := range dump.Pools {
 		if p.Name == pool {
-			return p.Stats.Stored + p.Stats.MaxAvail, nil
+			if p.MaxBytes <= 0 {
+				return math.MaxInt64, nil
+			}
+			return p.MaxBytes, nil
 		}
 	}
-	return 0, fmt.Errorf("ceph df: no RADOS pool %q", pool)
+	return 0, fmt.Errorf("ceph osd dump: no RADOS pool %q", pool)
 }
 
 // Used is the image's provisioned size: thin usage needs the fast-diff
