@@ -35,9 +35,6 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 			// writes fail already; tear down what this node holds.
 			m.log.Warn("volume lost: releasing a live owner's claim", "volume", a.Volume, "owner", a.Owner.Key(), "reason", lerr)
 			keep = nil
-			if err := m.detach(ctx, m.claimRecord(a), a.Device, a.Backend); err != nil {
-				errs = append(errs, fmt.Errorf("volume %s: %w", a.Volume, err))
-			}
 		}
 		outcome, err := m.releaseClaim(ctx, a, keep)
 		switch {
