@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefault(t *testing.T) {
@@ -101,6 +102,13 @@ func TestParseRefuses(t *testing.T) {
 		{"bad capacity", pool + `capacity = "lots"`, "capacity"},
 		{"zero max volumes", pool + `max_volumes = 0`, "max_volumes 0: must be more than zero"},
 		{"bad global max bytes", `max_bytes = "-1"` + pool, "max_bytes"},
+		{"bad node name", `node_name = "a:b"` + pool, `node_name "a:b"`},
+		{"rbd without rados pool", "[pools.default]\ndriver = \"rbd\"", `rados_pool ""`},
+		{"rbd bad map", "[pools.default]\ndriver = \"rbd\"\nrados_pool = \"rbd\"\nmap = \"iscsi\"", `map "iscsi"`},
+		{"rbd short timeout", "[pools.default]\ndriver = \"rbd\"\nrados_pool = \"rbd\"\ntimeout = \"1s\"", `timeout "1s"`},
+		{"rbd short takeover", "[pools.default]\ndriver = \"rbd\"\nrados_pool = \"rbd\"\ntakeover_after = \"1s\"", `takeover_after "1s"`},
+		{"rbd with directory", "[pools.default]\ndriver = \"rbd\"\nrados_pool = \"rbd\"\ndirectory = \"/x\"", "not for driver"},
+		{"rbd key in loop pool", pool + `rados_pool = "rbd"`, `rados_pool: only for driver "rbd"`},
 		{"device in two pools", "[pools.default]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]\n[pools.other]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]", `/dev/vdb is also listed in pool "default"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,4 +237,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("valid config without its default pool: %v", err)
 		}
 	})
+}
+
+func TestParseRBDPool(t *testing.T) {
+	c, err := Parse([]byte("node_name = \"node-a\"\n[pools.default]\ndriver = \"rbd\"\nrados_pool = \"volumes\"\ntakeover_after = \"2m\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := c.Pool("")
+	want := RBD{CephConf: "/etc/ceph/ceph.conf", ClientID: "admin", RadosPool: "volumes", Map: "auto", Timeout: 10 * time.Second, TakeoverAfter: 2 * time.Minute}
+	if c.NodeName != "node-a" || p.RBD == nil || *p.RBD != want {
+		t.Fatalf("node %q, rbd %+v; want %+v", c.NodeName, p.RBD, want)
+	}
+	if c, _ := Parse([]byte("[pools.default]\ndriver = \"loop\"\n")); c.NodeName == "" {
+		t.Fatal("node_name does not default to the host name")
+	}
 }

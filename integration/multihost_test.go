@@ -267,8 +267,10 @@ func TestRBDSplitBrainFenceStopsTheOldWriter(t *testing.T) {
 			t.Fatalf("node-b sees line %d = %q: not a prefix of node-a's writes\n%s", i, l, got)
 		}
 	}
-	if strings.Contains(b.scratch.Log(), "filesystem check failed") {
-		t.Fatalf("node-b's check of the taken-over filesystem failed\nlog:\n%s", b.scratch.Log())
+	// The fenced node never unmounted: B replays the journal (a check)
+	// before it mounts, and the check passes.
+	if log := b.scratch.Log(); !strings.Contains(log, `"msg":"filesystem check"`) || strings.Contains(log, "filesystem check failed") {
+		t.Fatalf("node-b did not check the taken-over filesystem, or the check failed\nlog:\n%s", log)
 	}
 	// The fenced node's gc drops what it held while its container lives on.
 	a.gc()
@@ -327,4 +329,51 @@ func TestRBDStoppedOSDGivesABoundedError(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// The automatic takeover policy: with takeover_after set, a node finding
+// the holder without watchers marks the time and, takeover_after later,
+// fences the holder itself. The dead node's watch lasts until the OSD's
+// watch timeout (30 s by default), so the takeover comes after both.
+func TestRBDAutomaticTakeoverOfAnUnwatchedHolder(t *testing.T) {
+	a, b, vol := twoRBDNodes(t, `takeover_after = "10s"`)
+	if err := a.runc.Start(a.bundleFor(vol, "echo synced > /data/file && sync && sleep 600"), "doomed"); err != nil {
+		t.Fatalf("node-a: %v\nlog:\n%s", err, a.scratch.Log())
+	}
+	waitFor(t, func() bool {
+		out, _, _ := a.runc.Exec("exec", "doomed", "cat", "/data/file")
+		return out == "synced\n"
+	})
+	helper := a.helperPID()
+	syscall.Kill(a.containerPID("doomed"), syscall.SIGKILL)
+	syscall.Kill(helper, syscall.SIGKILL)
+
+	var refusals []string
+	deadline := time.Now().Add(3 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		id := fmt.Sprintf("taker%d", attempt)
+		out, errOut, err := b.runc.Run(b.bundleFor(vol, "cat /data/file"), id)
+		if err == nil {
+			if out != "synced\n" {
+				t.Fatalf("node-b read %q after the automatic takeover", out)
+			}
+			break
+		}
+		b.runc.Exec("delete", "--force", id)
+		refusals = append(refusals, lastLine(errOut))
+		if time.Now().After(deadline) {
+			t.Fatalf("no automatic takeover in 3 minutes; refusals:\n%s\nlog:\n%s", strings.Join(refusals, "\n"), b.scratch.Log())
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if !strings.Contains(strings.Join(refusals, "\n"), "taken over automatically in") {
+		t.Errorf("no refusal announced the takeover:\n%s", strings.Join(refusals, "\n"))
+	}
+	if !strings.Contains(b.scratch.Log(), "volume taken over automatically") {
+		t.Errorf("node-b did not log the takeover\nlog:\n%s", b.scratch.Log())
+	}
+	a.gc()
+	if _, errOut, err := a.runc.Exec("delete", "--force", "doomed"); err != nil {
+		t.Fatalf("runc delete on node-a: %v: %s", err, errOut)
+	}
 }
