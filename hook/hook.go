@@ -56,6 +56,18 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	if err != nil {
 		return err
 	}
+	// Most containers ask for nothing: they pay for no config parse, log
+	// file or journal. The hook acquires only what the annotations ask,
+	// so at poststop a container that asks for nothing holds nothing of
+	// the hook's (the shim's poststop releases the shim's claims, which
+	// may come from env). A bad request is reported below, logged.
+	var want *request
+	var reqErr error
+	if a.stage != StagePoststop || a.frontend == "hook" {
+		if want, reqErr = readRequest(state); reqErr == nil && want == nil {
+			return nil
+		}
+	}
 	cfg, err := config.Load(a.configPath)
 	if err != nil {
 		return err
@@ -73,6 +85,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	}
 	owner := volume.Owner{ID: state.ID, Scope: a.root, Frontend: a.frontend}
 	switch {
+	case reqErr != nil && a.stage != StagePoststop:
+		err = reqErr
 	case a.stage == StagePoststop && owner.Scope == "":
 		// podman runs poststop hooks itself: the parent is no runtime.
 		err = m.ReleaseExited(ctx, owner)
@@ -81,10 +95,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, _, stderr io.Write
 	case owner.Scope == "":
 		// runc and crun run createRuntime hooks as their children.
 		if owner.Scope, err = parentRuntimeRoot(); err == nil {
-			err = create(ctx, m, log, state, owner)
+			err = create(ctx, m, log, state, want, owner)
 		}
 	default:
-		err = create(ctx, m, log, state, owner)
+		err = create(ctx, m, log, state, want, owner)
 	}
 	if err != nil {
 		log.Error("hook failed", "error", err)
@@ -163,33 +177,48 @@ func parentRuntimeRoot() (string, error) {
 	return runtimecmd.StateRoot(inv.Root, exe), nil
 }
 
-// create acquires the requested volumes and mounts them into the
-// container; on failure it releases what it acquired.
-func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *specs.State, owner volume.Owner) error {
+// request is what a container asks for: its spec, annotations and
+// volumes.
+type request struct {
+	spec *specs.Spec
+	ann  map[string]string
+	vols []annotations.Volume
+}
+
+// readRequest reads the container's request from its annotations (the
+// state's, else the spec's); nil when it asks for nothing.
+func readRequest(state *specs.State) (*request, error) {
 	spec, err := oci.LoadSpec(state.Bundle)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ann := state.Annotations
 	if len(ann) == 0 {
 		ann = spec.Annotations
 	}
 	if annotations.IsCRISandbox(ann) {
-		return nil
+		return nil, nil
 	}
-	reqs, err := annotations.FromAnnotations(ann, annotations.CRIContainerName(ann))
+	vols, err := annotations.FromAnnotations(ann, annotations.CRIContainerName(ann))
+	if err != nil || len(vols) == 0 {
+		return nil, err
+	}
+	return &request{spec: spec, ann: ann, vols: vols}, nil
+}
+
+// create acquires the requested volumes and mounts them into the
+// container; on failure it releases what it acquired.
+func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *specs.State, want *request, owner volume.Owner) (err error) {
+	owner.Tenant, err = annotations.Tenant(want.ann, m.Config().DefaultTenant)
 	if err != nil {
 		return err
 	}
-	owner.Tenant, err = annotations.Tenant(ann, m.Config().DefaultTenant)
-	if err != nil {
-		return err
-	}
+	spec := want.spec
 	root, err := oci.RootPath(state.Bundle, spec.Root)
 	if err != nil {
 		return err
 	}
-	reqs = notYetMounted(reqs, spec, m.IsStaging, root)
+	reqs := notYetMounted(want.vols, spec, m.IsStaging, root)
 	if len(reqs) == 0 {
 		return nil
 	}

@@ -40,7 +40,9 @@ func BenchmarkCRICreateContainer(b *testing.B) {
 		e.removePod(first)
 	}
 	b.StopTimer()
-	reportMedians(b, map[string][]time.Duration{"no-request": tPlain, "existing": tExisting, "first-use": tFirst}, "no-request")
+	med := reportMedians(b, map[string][]time.Duration{"no-request": tPlain, "existing": tExisting, "first-use": tFirst}, "no-request")
+	goalAdded("NRI CreateContainer, existing volume", med, "no-request", "existing", 3)
+	goalAdded("NRI CreateContainer, first use of 1 GiB ext4", med, "no-request", "first-use", 20)
 	e.removePod(plain)
 	e.removePod(existing)
 }

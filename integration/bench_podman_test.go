@@ -64,5 +64,6 @@ func BenchmarkPodmanStart(b *testing.B) {
 	if _, stderr, err := p.Run("volume", "rm", "peer"); err != nil {
 		b.Fatalf("podman volume rm: %v %s", err, stderr)
 	}
-	reportMedians(b, series, "plain")
+	med := reportMedians(b, series, "plain")
+	goalAdded("podman start, existing volume vs podman's loop volume", med, "loopvol", "mooring", 3)
 }

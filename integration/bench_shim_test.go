@@ -36,5 +36,7 @@ func BenchmarkShimRun(b *testing.B) {
 		tVol = append(tVol, timed(shim, withVolume, fmt.Sprintf("vol-%d", i)))
 	}
 	b.StopTimer()
-	reportMedians(b, map[string][]time.Duration{"runc": tPlain, "shim-passthrough": tPass, "shim-existing": tVol}, "runc")
+	med := reportMedians(b, map[string][]time.Duration{"runc": tPlain, "shim-passthrough": tPass, "shim-existing": tVol}, "runc")
+	goalAdded("shim, no request (passthrough)", med, "runc", "shim-passthrough", 3)
+	goalAdded("shim, existing volume", med, "runc", "shim-existing", 8)
 }

@@ -7,4 +7,8 @@ import (
 	"github.com/mooring-dev/mooring/internal/lab"
 )
 
-func TestMain(m *testing.M) { os.Exit(lab.Main(m)) }
+func TestMain(m *testing.M) {
+	code := lab.Main(m)
+	printGoals(os.Stdout)
+	os.Exit(code)
+}

@@ -144,14 +144,11 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		if mine != nil {
 			// A retry: keep the original claim, refresh what the retry says.
 			att.Since, att.Device, att.Backend = mine.Since, mine.Device, mine.Backend
-		} else {
-			att.Device, att.Backend = deviceOfClaims(claims)
+			return st, nil, false, m.j.updateAttachment(att)
 		}
+		att.Device, att.Backend = deviceOfClaims(claims)
 		if err := m.j.writeAttachment(att); err != nil {
 			return Staged{}, nil, false, err
-		}
-		if mine != nil {
-			return st, nil, false, nil
 		}
 		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.Key())
 		return st, &att, created, nil
@@ -206,8 +203,11 @@ func (m *Manager) ensureVolume(ctx context.Context, tenant string, req Request) 
 }
 
 // stage attaches, checks or formats, and mounts the volume at its staging
-// directory, recording each step before taking it. On error it undoes its
-// own steps and drops the claim. Caller holds the volume lock.
+// directory. The claim is recorded durably before the first step (the
+// intent: from then on Reconcile finds the volume's device by its tag and
+// its staging dir by its id), and updated once staged (the completion,
+// with the device). On error it undoes its own steps and drops the claim.
+// Caller holds the volume lock.
 func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment) (err error) {
 	att.Step = StepAttaching
 	if err := m.j.writeAttachment(*att); err != nil {
@@ -243,9 +243,15 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 	// Closing our hold on an autoclear loop device detaches it unless a
 	// mount holds it: after the mount on success, or right away on error.
 	defer a.Hold.Close()
-	att.Device, att.Backend, att.Step = dev, a.State, StepMounting
-	if err := m.j.writeAttachment(*att); err != nil {
-		return err
+	att.Device, att.Backend = dev, a.State
+	if a.State != nil {
+		// What undoes this backend's attach after a crash (an rbd lease, a
+		// FUSE helper) is recorded, durably, before the next step. Loop
+		// and block devices need no record: a loop device is found by its
+		// tag.
+		if err := m.j.writeAttachment(*att); err != nil {
+			return err
+		}
 	}
 	if err := m.prepareFilesystem(ctx, rec, dev, b.FormatsOnlyZeroed()); err != nil {
 		return err
@@ -262,7 +268,7 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 	failpoint.Hit("acquire:mounted")
 	m.afterMount(ctx, rec)
 	att.Step = StepMounted
-	return m.j.writeAttachment(*att)
+	return m.j.updateAttachment(*att)
 }
 
 // prepareFilesystem formats a never-formatted, empty device, or verifies

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/mooring-dev/mooring/backends"
 	"github.com/mooring-dev/mooring/backends/block"
@@ -58,14 +59,24 @@ func (m *Manager) backendOf(rec VolumeRecord) (backends.Backend, error) {
 }
 
 // lockAllocation serializes loop-device allocation on the host; it is
-// held only around that step.
+// held only around that step. It is the host's only global lock: its
+// wait and hold times, logged at unlock, show how parallel starts
+// contend (docs/BENCHMARKS.md, Scale).
 func (m *Manager) lockAllocation(ctx context.Context) (func(), error) {
+	asked := time.Now()
 	lock, err := lockFile(ctx, filepath.Join(m.cfg.RunDir, "locks", "allocation.lock"))
 	if err != nil {
 		return nil, err
 	}
-	return lock.Unlock, nil
+	locked := time.Now()
+	return func() {
+		lock.Unlock()
+		m.log.Info("allocation lock released", "waitMs", ms(locked.Sub(asked)), "heldMs", ms(time.Since(locked)))
+	}, nil
 }
+
+// ms is d in milliseconds, for log fields.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // volume is what rec's backend knows of it.
 func (rec VolumeRecord) volume() backends.Volume {

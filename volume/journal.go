@@ -121,13 +121,38 @@ func (j journal) findAttachment(volumeID string, owner Owner) (Attachment, bool,
 	return Attachment{}, false, nil
 }
 
+// writeAttachment records a new claim durably: after a host crash the
+// journal still names every volume this host may have attached.
 func (j journal) writeAttachment(a Attachment) error {
 	return writeJSON(j.attachmentPath(a), a)
 }
 
-func (j journal) removeAttachment(a Attachment) error {
-	if err := removeFile(j.attachmentPath(a)); err != nil {
+// updateAttachment replaces an existing claim (same owner, same file)
+// atomically, without the directory fsync: if a host crash loses the
+// rename, the claim it replaced is back, and after a reboot one step of a
+// claim serves as well as another (mounts and loop devices are gone, its
+// owner is dead, Reconcile drops it).
+func (j journal) updateAttachment(a Attachment) error {
+	b, err := encodeRecord(a)
+	if err != nil {
 		return err
+	}
+	return atomicfile.Replace(j.attachmentPath(a), b, 0o600)
+}
+
+// removeAttachment drops a claim. A claim without backend state is
+// removed without a directory fsync: a host crash may bring back a claim
+// of a dead owner, which Reconcile drops, with nothing staged (Release
+// synced the data before). A claim with backend state (an rbd lease lives
+// in the cluster and outlives the host) is removed durably.
+func (j journal) removeAttachment(a Attachment) error {
+	path := j.attachmentPath(a)
+	if a.Backend != nil {
+		if err := removeFile(path); err != nil {
+			return err
+		}
+	} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove journal record: %w", err)
 	}
 	// The per-volume directory goes when its last claim goes; a concurrent
 	// writer re-creates it, so ENOTEMPTY and ENOENT are fine.
@@ -246,11 +271,19 @@ func readJSON(path string, v any) error {
 
 // writeJSON replaces path atomically and durably.
 func writeJSON(path string, v any) error {
+	b, err := encodeRecord(v)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b, 0o600)
+}
+
+func encodeRecord(v any) ([]byte, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode journal record: %w", err)
+		return nil, fmt.Errorf("encode journal record: %w", err)
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return append(b, '\n'), nil
 }
 
 // writeFileAtomic creates the record's directory and replaces path

@@ -153,5 +153,5 @@ func (m *Manager) updateClaimOwner(ctx context.Context, a Attachment, owner Owne
 		return err // released meanwhile
 	}
 	cur.Owner.PID, cur.Owner.PIDStart, cur.Owner.StatePath = owner.PID, owner.PIDStart, owner.StatePath
-	return m.j.writeAttachment(cur)
+	return m.j.updateAttachment(cur)
 }

@@ -65,10 +65,6 @@ func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owne
 	if keep != nil && keep(cur.Owner) {
 		return claimKept, nil
 	}
-	cur.Step = StepReleasing
-	if err := m.j.writeAttachment(cur); err != nil {
-		return claimGone, err
-	}
 	failpoint.Hit("release:releasing")
 	claims, err := m.j.attachmentsOf(a.VolumeID)
 	if err != nil {

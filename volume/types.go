@@ -73,14 +73,14 @@ type VolumeRecord struct {
 // Key is the volume's name as tenants and admins write it: tenant/name.
 func (v VolumeRecord) Key() string { return v.Tenant + "/" + v.Name }
 
-// Step of an attachment, recorded before it is taken.
+// Step of an attachment: the intent, recorded before the first step of
+// staging, and the completion. (Journals of earlier versions may also
+// hold "mounting" and "releasing": read as not staged, like attaching.)
 type Step string
 
 const (
 	StepAttaching Step = "attaching"
-	StepMounting  Step = "mounting"
 	StepMounted   Step = "mounted"
-	StepReleasing Step = "releasing"
 )
 
 // Attachment is the journal's record of one owner's claim on one volume.

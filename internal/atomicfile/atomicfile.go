@@ -10,11 +10,25 @@ import (
 // The directory must exist. On error path is untouched and no temp file
 // is left.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
+// Replace is WriteFile without the directory fsync: readers, and a crash
+// of the writing process, see the old content or the new; a host crash
+// may bring the old content back, never a torn file (the new content is
+// fsynced before the rename). For a record whose old content serves as
+// well as the new after a reboot; the directory fsync it saves is one
+// journal commit.
+func Replace(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, false)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, syncDir bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	err = Commit(f, path, func(f *os.File) error {
+	err = commit(f, path, syncDir, func(f *os.File) error {
 		// Before the data: the content is never readable under a wider mode.
 		if err := f.Chmod(perm); err != nil {
 			return err
@@ -32,6 +46,10 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // and closes it, renames it to path and fsyncs the directory. On any error
 // the temp file is removed and path is untouched.
 func Commit(f *os.File, path string, fill func(*os.File) error) error {
+	return commit(f, path, true, fill)
+}
+
+func commit(f *os.File, path string, syncDir bool, fill func(*os.File) error) error {
 	err := fill(f)
 	if err == nil {
 		err = f.Sync()
@@ -45,6 +63,9 @@ func Commit(f *os.File, path string, fill func(*os.File) error) error {
 	if err != nil {
 		_ = os.Remove(f.Name())
 		return err
+	}
+	if !syncDir {
+		return nil
 	}
 	return SyncDir(filepath.Dir(path))
 }

@@ -8,13 +8,19 @@ import (
 )
 
 func TestWriteFileReplacesWithMode(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Replace": Replace} {
+		t.Run(name, func(t *testing.T) { testReplacesWithMode(t, write) })
+	}
+}
+
+func testReplacesWithMode(t *testing.T, write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f")
 	for _, tc := range []struct {
 		data string
 		perm os.FileMode
 	}{{"first", 0o600}, {"second, longer", 0o640}, {"", 0o644}} {
-		if err := WriteFile(path, []byte(tc.data), tc.perm); err != nil {
+		if err := write(path, []byte(tc.data), tc.perm); err != nil {
 			t.Fatal(err)
 		}
 		got, err := os.ReadFile(path)
