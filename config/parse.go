@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -86,13 +85,6 @@ const (
 	defaultFS       = "ext4"
 )
 
-var (
-	progName = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
-	// nodeName is a host name; it is written into lease cookies, so it
-	// holds no ':'.
-	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
-)
-
 // Parse decodes and validates a TOML config. Unknown keys are errors:
 // a typo in a policy file must not silently widen what tenants may do.
 func Parse(data []byte) (*Config, error) {
@@ -131,7 +123,7 @@ func (f file) validate() (*Config, error) {
 		}
 		c.NodeName = host
 	}
-	if !nodeName.MatchString(c.NodeName) {
+	if !vocab.IsHostName(c.NodeName) {
 		return nil, fmt.Errorf("config: node_name %q: must be a host name (letters, digits, '.', '-'; at most 63)", c.NodeName)
 	}
 	if len(c.Runtimes) == 0 {
@@ -148,7 +140,7 @@ func (f file) validate() (*Config, error) {
 		}
 	}
 	for _, r := range c.Runtimes {
-		if absClean(r) != nil && !progName.MatchString(r) {
+		if absClean(r) != nil && !vocab.IsProgramName(r) {
 			return nil, fmt.Errorf("config: runtimes: %q must be an absolute path or a program name", r)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // Defaults of an rbd pool.
@@ -28,10 +30,10 @@ func (pf poolFile) rbd() (*RBD, error) {
 	if err := absClean(r.CephConf); err != nil {
 		return nil, fmt.Errorf("ceph_conf %q: %w", r.CephConf, err)
 	}
-	if !progName.MatchString(r.ClientID) {
+	if !vocab.IsProgramName(r.ClientID) {
 		return nil, fmt.Errorf("ceph_client %q: must be a Ceph client id without %q", r.ClientID, "client.")
 	}
-	if r.RadosPool == "" || !progName.MatchString(r.RadosPool) {
+	if r.RadosPool == "" || !vocab.IsProgramName(r.RadosPool) {
 		return nil, fmt.Errorf("rados_pool %q: must name the RADOS pool that holds the images", r.RadosPool)
 	}
 	if !slices.Contains(rbdMaps, r.Map) {

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/internal/atomicfile"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // journal stores volume and attachment records as one JSON file each, so a
@@ -38,7 +38,7 @@ type journal struct {
 const recordSuffix = ".json"
 
 // volumeIDPattern is what newVolumeID makes; ids become paths and tags.
-var volumeIDPattern = regexp.MustCompile(`^v[0-9a-f]{16}$`)
+var volumeIDPattern = vocab.Name{Min: 17, Max: 17, First: func(b byte) bool { return b == 'v' }, Rest: vocab.IsLowerHex}
 
 func (j journal) volumePath(tenant, name string) string {
 	return filepath.Join(j.dir, "volumes", tenant, name+recordSuffix)
@@ -71,7 +71,7 @@ func (j journal) readVolume(tenant, name string) (VolumeRecord, error) {
 // check validates a volume record read from path, stored under tenant
 // and name: its id becomes staging paths and loop tags.
 func (v VolumeRecord) check(tenant, name, path string) error {
-	if !volumeIDPattern.MatchString(v.ID) || v.Tenant != tenant || v.Name != name {
+	if !volumeIDPattern.Match(v.ID) || v.Tenant != tenant || v.Name != name {
 		return fmt.Errorf("journal record %s is invalid: id %q, key %s/%s", path, v.ID, v.Tenant, v.Name)
 	}
 	return nil
@@ -219,7 +219,7 @@ func (j journal) attachments() ([]Attachment, error) {
 	var out []Attachment
 	for _, id := range ids {
 		dir := j.attachmentDir(id)
-		if !volumeIDPattern.MatchString(id) {
+		if !volumeIDPattern.Match(id) {
 			j.skip(dir, errors.New("not a volume id"))
 			continue
 		}

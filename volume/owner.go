@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"regexp"
 	"unicode/utf8"
 
 	"github.com/mooring-dev/mooring/internal/procstat"
@@ -18,10 +17,12 @@ import (
 
 // ownerIDPattern admits the container ids of runc, containerd, docker,
 // podman and CRI-O.
-var ownerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$`)
+var ownerIDPattern = vocab.Name{Min: 1, Max: 128, First: vocab.IsAlnum, Rest: func(b byte) bool {
+	return vocab.IsAlnum(b) || b == '_' || b == '.' || b == '+' || b == '-'
+}}
 
 // frontendPattern names a front-end ("hook", "shim", "nri", ...).
-var frontendPattern = regexp.MustCompile(`^[a-z]{1,16}$`)
+var frontendPattern = vocab.Name{Min: 1, Max: 16, First: vocab.IsLower, Rest: vocab.IsLower}
 
 // maxScopeBytes bounds an owner's scope (a runtime root is a path).
 const maxScopeBytes = 4096
@@ -49,10 +50,10 @@ func (o Owner) fileName() string {
 // validateKey checks the parts of the key; they become a file name.
 func (o Owner) validateKey() error {
 	switch {
-	case !frontendPattern.MatchString(o.Frontend):
-		return fmt.Errorf("%w: front-end %q must match %s", ErrInvalidOwner, o.Frontend, frontendPattern)
-	case !ownerIDPattern.MatchString(o.ID):
-		return fmt.Errorf("%w: id %q must match %s", ErrInvalidOwner, o.ID, ownerIDPattern)
+	case !frontendPattern.Match(o.Frontend):
+		return fmt.Errorf("%w: front-end %q must be 1-16 letters a-z", ErrInvalidOwner, o.Frontend)
+	case !ownerIDPattern.Match(o.ID):
+		return fmt.Errorf("%w: id %q must be 1-128 letters, digits, '_', '.', '+' or '-', starting with a letter or digit", ErrInvalidOwner, o.ID)
 	case len(o.Scope) > maxScopeBytes || !utf8.ValidString(o.Scope) || bytes.IndexByte([]byte(o.Scope), 0) >= 0:
 		return fmt.Errorf("%w: scope %q must be UTF-8 without NUL, at most %d bytes", ErrInvalidOwner, o.Scope, maxScopeBytes)
 	}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/mooring-dev/mooring/devices"
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // DefaultTimeout bounds each call to the cluster when Cluster.Timeout is
@@ -27,10 +27,6 @@ var (
 	// ErrNotHolder: this node does not hold the lease it tried to use.
 	ErrNotHolder = errors.New("this node does not hold the volume's lease")
 )
-
-// nodePattern is a node name: a host name, which also keeps the lease
-// cookie parseable.
-var nodePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
 
 // Cluster is one node's view of one RBD pool: how to reach it and who this
 // node is. The zero Timeout means DefaultTimeout.
@@ -55,7 +51,7 @@ func (c *Cluster) Validate() error {
 		return errors.New("rbd: no ceph client id")
 	case c.Pool == "":
 		return errors.New("rbd: no RADOS pool")
-	case !nodePattern.MatchString(c.Node):
+	case !vocab.IsHostName(c.Node):
 		return fmt.Errorf("rbd: node name %q: not a host name", c.Node)
 	}
 	return nil

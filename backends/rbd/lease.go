@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mooring-dev/mooring/internal/vocab"
 )
 
 // cookiePrefix starts every lease cookie: "mooring:<epoch>:<node>", epoch
@@ -59,7 +61,7 @@ func parseCookie(s string) (node string, since time.Time, ok bool) {
 	}
 	epoch, node, found := strings.Cut(rest, ":")
 	ns, err := strconv.ParseInt(epoch, 10, 64)
-	if !found || err != nil || ns <= 0 || !nodePattern.MatchString(node) {
+	if !found || err != nil || ns <= 0 || !vocab.IsHostName(node) {
 		return "", time.Time{}, false
 	}
 	return node, time.Unix(0, ns).UTC(), true

@@ -4,15 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 )
 
 // Size is a byte count written with binary (Ki, Mi, Gi, Ti) or decimal
 // (k, M, G, T) units, or a plain number of bytes.
 type Size int64
-
-var sizePattern = regexp.MustCompile(`^([0-9]{1,20})(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P)?$`)
 
 // units by suffix; binary first so String prefers them.
 var units = []struct {
@@ -27,19 +24,25 @@ var units = []struct {
 // (Ki, Mi, Gi, Ti, Pi) or decimal (k or K, M, G, T, P) unit. No fractions,
 // no signs, no spaces.
 func ParseSize(s string) (Size, error) {
-	m := sizePattern.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki, Mi, Gi, Ti, Pi, k, M, G, T, P)", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: too large", s)
+	digits := 0
+	for digits < len(s) && IsDigit(s[digits]) {
+		digits++
 	}
 	factor := int64(1)
-	for _, u := range units {
-		if u.suffix == m[2] {
-			factor = u.factor
+	if suffix := s[digits:]; suffix != "" {
+		factor = 0
+		for _, u := range units {
+			if u.suffix == suffix {
+				factor = u.factor
+			}
 		}
+	}
+	if digits == 0 || digits > 20 || factor == 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit (Ki, Mi, Gi, Ti, Pi, k, M, G, T, P)", s)
+	}
+	n, err := strconv.ParseInt(s[:digits], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	if n > math.MaxInt64/factor {
 		return 0, fmt.Errorf("size %q: too large", s)
