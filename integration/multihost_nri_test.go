@@ -43,15 +43,18 @@ func TestRBDHandoverThroughTwoContainerdNRI(t *testing.T) {
 
 	ann := map[string]string{annotations.KeyPod: fmt.Sprintf(`[{name: %s, target: /data, pool: shared, size: 256Mi}]`, vol)}
 	podA := a.pod(ns, "app", ann)
+	t0 := time.Now()
 	writer := a.start(podA, "w", "echo from-node-a > /data/f && sync && touch /tmp/written; "+untilTERM)
+	t.Logf("node A: first use (create, lease, attach, mkfs) and start in %s", time.Since(t0).Round(time.Millisecond))
 	waitForFile(t, a, writer, "/tmp/written")
 
 	podB := b.pod(ns, "app", ann)
+	t0 = time.Now()
 	_, err := b.cri.CreateContainer(podB, "r", "sh", "-c", "cat /data/f")
 	if err == nil || !strings.Contains(err.Error(), "node-a") {
 		t.Fatalf("node B's container while node A holds the volume: want a refusal naming node-a, got %v\n%s", err, b.logs())
 	}
-	t.Logf("node B refused: %v", err)
+	t.Logf("node B refused in %s: %v", time.Since(t0).Round(time.Millisecond), err)
 	if n := b.scratch.Attachments(); n != 0 {
 		t.Fatalf("node B kept %d attachment(s) after its refusal", n)
 	}
@@ -61,9 +64,11 @@ func TestRBDHandoverThroughTwoContainerdNRI(t *testing.T) {
 	waitForAttachments(t, a.scratch, 0)
 
 	podB = b.pod(ns, "app", ann)
+	t0 = time.Now()
 	if code := b.run(podB, "r", `test "$(cat /data/f)" = from-node-a`); code != 0 {
 		t.Fatalf("node B did not read node A's data (exit %d)\n%s", code, b.logs())
 	}
+	t.Logf("node B: handover (lease, attach, fsck) and the reader's run in %s", time.Since(t0).Round(time.Millisecond))
 	b.removePod(podB)
 	waitForAttachments(t, b.scratch, 0)
 }
