@@ -73,14 +73,25 @@ func TestRBDHandoverThroughTwoContainerdNRI(t *testing.T) {
 	waitForAttachments(t, b.scratch, 0)
 }
 
-// newRBDNode is one node of the shared rbd pool "shared" (FUSE data path,
-// every tenant) served by its own containerd and mooring-nri. The pool's
-// capacity is set: its default comes from ceph df, whose pool statistics
-// come from a mgr, and the lab cluster runs none.
+// newRBDNode is one node of the shared rbd pool (rbdNodeTOML) served by
+// its own containerd and mooring-nri.
 func newRBDNode(t *testing.T, ceph *lab.Ceph, node string) *criEnv {
 	t.Helper()
 	e := &criEnv{t: t, bins: lab.Binaries(t), scratch: lab.NewScratch(t)}
-	e.scratch.WriteConfig(fmt.Sprintf(`node_name = %q
+	e.scratch.WriteConfig(rbdNodeTOML(ceph, node))
+	e.ctrd = lab.NewContainerd(t, lab.ContainerdOptions{RequestTimeout: rbdRuntimeTimeout})
+	e.cri, e.engineLog, e.nriSocket = e.ctrd.CRI(), e.ctrd.Log, e.ctrd.NRISocket
+	e.pluginArgs = []string{"--request-timeout", rbdPluginTimeout.String()}
+	e.startPlugin()
+	return e
+}
+
+// rbdNodeTOML is the extra config of node: its name and the rbd pool
+// "shared" (FUSE data path, every tenant, up to 1Gi). The pool's capacity
+// is set: its default comes from ceph df, whose pool statistics come from
+// a mgr, and the lab cluster runs none.
+func rbdNodeTOML(ceph *lab.Ceph, node string) string {
+	return fmt.Sprintf(`node_name = %q
 [pools.shared]
 driver = "rbd"
 ceph_conf = %q
@@ -94,17 +105,12 @@ default_fs = "ext4"
 capacity = "10Gi"
 tenants = ["*"]
 create_on_demand = true
-`, node, ceph.Conf, ceph.ClientID(node), ceph.Pool))
-	e.ctrd = lab.NewContainerd(t, lab.ContainerdOptions{RequestTimeout: rbdRuntimeTimeout})
-	e.cri, e.engineLog, e.nriSocket = e.ctrd.CRI(), e.ctrd.Log, e.ctrd.NRISocket
-	e.pluginArgs = []string{"--request-timeout", rbdPluginTimeout.String()}
-	e.startPlugin()
-	return e
+`, node, ceph.Conf, ceph.ClientID(node), ceph.Pool)
 }
 
 // requireFUSEHelper needs one of the FUSE exports the rbd driver uses
 // where the kernel has neither rbd nor nbd (this machine).
-func requireFUSEHelper(t *testing.T) {
+func requireFUSEHelper(t testing.TB) {
 	_, qsd := exec.LookPath("qemu-storage-daemon")
 	_, rbdFuse := exec.LookPath("rbd-fuse")
 	testenv.Require(t, qsd == nil || rbdFuse == nil, "qemu-storage-daemon or rbd-fuse (run scripts/prereqs.sh)")
@@ -127,7 +133,7 @@ func waitForFile(t *testing.T, e *criEnv, id, path string) {
 
 // removeVolume deletes a volume through mooring's CLI with the scratch's
 // config (for an rbd pool: its image in the cluster).
-func removeVolume(t *testing.T, s *lab.Scratch, tenant, name string) {
+func removeVolume(t testing.TB, s *lab.Scratch, tenant, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
