@@ -157,7 +157,7 @@ func BenchmarkRBDVolumeIO(b *testing.B) {
 	ceph := lab.SharedCeph(b)
 	requireFUSEHelper(b)
 	bins, s := lab.Binaries(b), lab.NewScratch(b)
-	s.WriteConfig(rbdNodeTOML(ceph, "bench"))
+	s.WriteConfig(rbdNodeConfig(ceph, "bench", ""))
 	runc := lab.NewRuntime(b, lab.Runc(b))
 	bundle := lab.NewBundle(b, runc.Path, lab.Rootfs(b), "true")
 	copyWithLibs(b, fio, bundle.Rootfs)

@@ -35,8 +35,8 @@ func TestRBDHandoverThroughTwoContainerdNRI(t *testing.T) {
 	ceph := lab.SharedCeph(t)
 	requireFUSEHelper(t)
 	const ns, vol = "team-a", "nri-handover"
-	a := newRBDNode(t, ceph, "node-a")
-	b := newRBDNode(t, ceph, "node-b")
+	a := newRBDCRINode(t, ceph, "node-a")
+	b := newRBDCRINode(t, ceph, "node-b")
 	// Registered after the nodes, so it runs before their cleanups: the
 	// image goes while node B's mooring can still reach it.
 	t.Cleanup(func() { removeVolume(t, b.scratch, ns, vol) })
@@ -73,39 +73,17 @@ func TestRBDHandoverThroughTwoContainerdNRI(t *testing.T) {
 	waitForAttachments(t, b.scratch, 0)
 }
 
-// newRBDNode is one node of the shared rbd pool (rbdNodeTOML) served by
-// its own containerd and mooring-nri.
-func newRBDNode(t *testing.T, ceph *lab.Ceph, node string) *criEnv {
+// newRBDCRINode is one node of the shared rbd pool (rbdNodeConfig) served
+// by its own containerd and mooring-nri.
+func newRBDCRINode(t *testing.T, ceph *lab.Ceph, node string) *criEnv {
 	t.Helper()
 	e := &criEnv{t: t, bins: lab.Binaries(t), scratch: lab.NewScratch(t)}
-	e.scratch.WriteConfig(rbdNodeTOML(ceph, node))
+	e.scratch.WriteConfig(rbdNodeConfig(ceph, node, ""))
 	e.ctrd = lab.NewContainerd(t, lab.ContainerdOptions{RequestTimeout: rbdRuntimeTimeout})
 	e.cri, e.engineLog, e.nriSocket = e.ctrd.CRI(), e.ctrd.Log, e.ctrd.NRISocket
 	e.pluginArgs = []string{"--request-timeout", rbdPluginTimeout.String()}
 	e.startPlugin()
 	return e
-}
-
-// rbdNodeTOML is the extra config of node: its name and the rbd pool
-// "shared" (FUSE data path, every tenant, up to 1Gi). The pool's capacity
-// is set: its default comes from ceph df, whose pool statistics come from
-// a mgr, and the lab cluster runs none.
-func rbdNodeTOML(ceph *lab.Ceph, node string) string {
-	return fmt.Sprintf(`node_name = %q
-[pools.shared]
-driver = "rbd"
-ceph_conf = %q
-ceph_client = %q
-rados_pool = %q
-map = "fuse"
-timeout = "20s"
-default_size = "256Mi"
-max_size = "1Gi"
-default_fs = "ext4"
-capacity = "10Gi"
-tenants = ["*"]
-create_on_demand = true
-`, node, ceph.Conf, ceph.ClientID(node), ceph.Pool)
 }
 
 // requireFUSEHelper needs one of the FUSE exports the rbd driver uses
