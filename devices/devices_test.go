@@ -303,6 +303,18 @@ func TestToolTimeoutKillsTheProcessGroup(t *testing.T) {
 	})
 }
 
+// TestToolTimeoutNamesTheCallersDeadline: a caller's deadline shorter
+// than the tool's own limit is the one the error reports (an NRI request
+// of 1.5 s once said "after 20s").
+func TestToolTimeoutNamesTheCallersDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := runTool(ctx, 20*time.Second, "sleep", "30")
+	if err == nil || !strings.Contains(err.Error(), "after 300ms") {
+		t.Fatalf("err = %v, want it stopped after the caller's 300ms", err)
+	}
+}
+
 func TestToolErrors(t *testing.T) {
 	if _, err := runTool(context.Background(), time.Second, "no-such-tool-mooring"); err == nil {
 		t.Fatal("missing tool ran")

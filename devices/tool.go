@@ -69,6 +69,9 @@ func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signa
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The caller's deadline may come before timeout: say which one ran out.
+	deadline, _ := ctx.Deadline()
+	limit := time.Until(deadline).Round(10 * time.Millisecond)
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = ToolEnv()
 	cmd.Dir = "/"
@@ -81,7 +84,7 @@ func runToolStopping(ctx context.Context, timeout time.Duration, stop unix.Signa
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
-		return nil, fmt.Errorf("%s: stopped (%s) after %s: %w", name, unix.SignalName(stop), timeout, context.DeadlineExceeded)
+		return nil, fmt.Errorf("%s: stopped (%s) after %s: %w", name, unix.SignalName(stop), limit, context.DeadlineExceeded)
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

@@ -15,9 +15,25 @@ import (
 )
 
 // fioJobs are the workloads: 4k random IOPS and 1M sequential bandwidth.
-var fioJobs = []struct{ name, rw, bs string }{
+type fioJob struct{ name, rw, bs string }
+
+var fioJobs = []fioJob{
 	{"randread-4k", "randread", "4k"}, {"randwrite-4k", "randwrite", "4k"},
 	{"read-1m", "read", "1M"}, {"write-1m", "write", "1M"},
+}
+
+// args are fio's options for the job, without the file.
+func (job fioJob) args() []string {
+	return []string{"--name=" + job.name, "--rw=" + job.rw, "--bs=" + job.bs, "--size=256M", "--direct=1",
+		"--ioengine=libaio", "--iodepth=16", "--runtime=3", "--time_based", "--output-format=json"}
+}
+
+// unit is what fioResult reports for the job.
+func (job fioJob) unit() string {
+	if job.bs == "1M" {
+		return "MB/s"
+	}
+	return "iops"
 }
 
 // BenchmarkVolumeIO runs the same fio jobs (O_DIRECT, libaio, depth 16,
@@ -50,8 +66,7 @@ func BenchmarkVolumeIO(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, job := range fioJobs {
-			args := []string{"--name=" + job.name, "--rw=" + job.rw, "--bs=" + job.bs, "--size=256M", "--direct=1",
-				"--ioengine=libaio", "--iodepth=16", "--runtime=3", "--time_based", "--output-format=json"}
+			args := job.args()
 			bundle.Spec.Process.Args = append([]string{"/usr/bin/fio", "--filename=/data/fio.dat"}, args...)
 			bundle.Save()
 			out, stderr, err := runc.Run(bundle, fmt.Sprintf("fio-%d-%s", i, job.name))
@@ -62,10 +77,7 @@ func BenchmarkVolumeIO(b *testing.B) {
 			host := fioResult(b, mustCmd(b, fio, append([]string{"--filename=" + filepath.Join(s.PoolDir, "fio.dat")}, args...)...), job.bs)
 			loop := fioResult(b, mustCmd(b, fio, append([]string{"--filename=" + filepath.Join(loopDir, "fio.dat")}, args...)...), job.bs)
 			rawLoop := fioResult(b, mustCmd(b, fio, append([]string{"--filename=" + rawDev}, args...)...), job.bs)
-			unit := "iops"
-			if job.bs == "1M" {
-				unit = "MB/s"
-			}
+			unit := job.unit()
 			b.ReportMetric(vol, job.name+"-volume-"+unit)
 			b.ReportMetric(host, job.name+"-hostfile-"+unit)
 			b.ReportMetric(loop, job.name+"-loopmount-"+unit)
@@ -131,4 +143,49 @@ func mustCmd(b testing.TB, name string, args ...string) string {
 		b.Fatalf("%s %v: %v", name, args, err)
 	}
 	return string(out)
+}
+
+// BenchmarkRBDVolumeIO runs the fio jobs of BenchmarkVolumeIO inside one
+// container (runc with the hooks) on two mooring volumes side by side: one
+// in an rbd pool on the FUSE data path (qemu-storage-daemon, else
+// rbd-fuse, a loop device with direct I/O on top; the lab's memstore OSD
+// on this host) and one in the loop pool, alternating per job so both
+// share the machine's load. It reports each result and the ratio
+// rbd/loop.
+func BenchmarkRBDVolumeIO(b *testing.B) {
+	fio := testenv.RequireTool(b, "fio")
+	ceph := lab.SharedCeph(b)
+	requireFUSEHelper(b)
+	bins, s := lab.Binaries(b), lab.NewScratch(b)
+	s.WriteConfig(rbdNodeConfig(ceph, "bench", ""))
+	runc := lab.NewRuntime(b, lab.Runc(b))
+	bundle := lab.NewBundle(b, runc.Path, lab.Rootfs(b), "true")
+	copyWithLibs(b, fio, bundle.Rootfs)
+	bundle.Annotate(annotations.Key, `[{name: io-rbd, target: /rbd, pool: shared, size: 1Gi}, {name: io-loop, target: /loop, size: 1Gi}]`).AddHooks(bins.Mooring, s)
+	b.Cleanup(func() { removeVolume(b, s, "default", "io-rbd") })
+
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, job := range fioJobs {
+			// One container per job: its outputs land in the rootfs.
+			script := "mkdir -p /tmp && for v in rbd loop; do /usr/bin/fio --filename=/$v/fio.dat --output=/tmp/$v.json " +
+				strings.Join(job.args(), " ") + " || exit 1; done"
+			bundle.Spec.Process.Args = []string{"sh", "-c", script}
+			bundle.Save()
+			if _, stderr, err := runc.Run(bundle, fmt.Sprintf("rbdfio-%d-%s", i, job.name)); err != nil {
+				b.Fatalf("fio in the container: %v\n%s\nlog: %s", err, stderr, s.Log())
+			}
+			res := map[string]float64{}
+			for _, v := range []string{"rbd", "loop"} {
+				out, err := os.ReadFile(filepath.Join(bundle.Rootfs, "tmp", v+".json"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				res[v] = fioResult(b, string(out), job.bs)
+				b.ReportMetric(res[v], job.name+"-"+v+"-"+job.unit())
+			}
+			b.ReportMetric(res["rbd"]/res["loop"], job.name+"-rbd/loop")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
 }

@@ -24,8 +24,10 @@ type criEnv struct {
 	engineLog func() string
 	// nriSocket is the runtime's NRI socket, "" on the hooks.d path.
 	nriSocket string
-	plugin    *exec.Cmd
-	exited    chan struct{}
+	// pluginArgs are more mooring-nri options (e.g. --request-timeout).
+	pluginArgs []string
+	plugin     *exec.Cmd
+	exited     chan struct{}
 	// ctrd is the containerd of the containerd setups (nil for CRI-O).
 	ctrd *lab.Containerd
 }
@@ -84,7 +86,7 @@ func (e *criEnv) startPlugin() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.bins.NRI, "--config", e.scratch.ConfigPath, "--socket", e.nriSocket, "--idx", "10")
+	cmd := exec.Command(e.bins.NRI, append([]string{"--config", e.scratch.ConfigPath, "--socket", e.nriSocket, "--idx", "10"}, e.pluginArgs...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

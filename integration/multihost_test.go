@@ -31,7 +31,14 @@ var rbdVolumeSeq atomic.Int64
 func newRBDNode(t *testing.T, ceph *lab.Ceph, name, extraPool string) *rbdNode {
 	t.Helper()
 	n := &rbdNode{name: name, hookEnv: newHookEnv(t)}
-	n.scratch.WriteConfig(fmt.Sprintf(`node_name = %q
+	n.scratch.WriteConfig(rbdNodeConfig(ceph, name, extraPool))
+	return n
+}
+
+// rbdNodeConfig is the extra config of node name: its name and the rbd
+// pool "shared" (FUSE data path, every tenant) with extraPool's keys.
+func rbdNodeConfig(ceph *lab.Ceph, name, extraPool string) string {
+	return fmt.Sprintf(`node_name = %q
 [pools.shared]
 driver = "rbd"
 ceph_conf = %q
@@ -40,8 +47,7 @@ rados_pool = %q
 map = "fuse"
 tenants = ["*"]
 default_size = "128Mi"
-%s`, name, ceph.Conf, ceph.ClientID(name), ceph.Pool, extraPool))
-	return n
+%s`, name, ceph.Conf, ceph.ClientID(name), ceph.Pool, extraPool)
 }
 
 // twoRBDNodes starts (or reuses) the lab cluster and returns nodes a and
