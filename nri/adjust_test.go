@@ -2,7 +2,9 @@ package nri
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -92,5 +94,43 @@ func TestCreateContainerOnFakeDevices(t *testing.T) {
 	bad := pod("team-a", "bad", map[string]string{annotations.KeyPod: `[{name: "Bad!", target: /x}]`})
 	if _, _, err := p.CreateContainer(ctx, bad, ctr(bad, "x")); err == nil || !strings.Contains(err.Error(), `name "Bad!"`) || k.MountCount() != 0 {
 		t.Fatalf("bad request: err = %v", err)
+	}
+}
+
+// TestAdjustmentBlock: a raw block volume becomes a device of exactly its
+// numbers at the target and cgroup rules after the runtime's own allow:
+// "rw", or "r" and a deny of "w" when read-only. No mount, and no mount
+// check when no volume is mounted.
+func TestAdjustmentBlock(t *testing.T) {
+	rw := volume.Staged{Volume: "t/rw", Target: "/disk", Block: &volume.BlockDevice{Path: "/dev/loop3", Major: 7, Minor: 3}}
+	ro := volume.Staged{Volume: "t/ro", Target: "/ro", ReadOnly: true, Block: &volume.BlockDevice{Path: "/dev/loop4", Major: 7, Minor: 4}}
+	adj := adjustment([]volume.Staged{rw, ro}, "/opt/mooring/bin/mooring")
+	if len(adj.GetMounts()) != 0 || len(adj.GetHooks().GetCreateRuntime()) != 0 {
+		t.Fatalf("mounts %v, hooks %v: want none", adj.GetMounts(), adj.GetHooks())
+	}
+	root := uint32(0)
+	want := []*api.LinuxDevice{
+		{Path: "/disk", Type: "b", Major: 7, Minor: 3, FileMode: api.FileMode(os.FileMode(0o660)), Uid: api.UInt32(root), Gid: api.UInt32(root)},
+		{Path: "/ro", Type: "b", Major: 7, Minor: 4, FileMode: api.FileMode(os.FileMode(0o440)), Uid: api.UInt32(root), Gid: api.UInt32(root)},
+	}
+	for _, d := range want {
+		if d.FileMode == nil || d.Uid == nil {
+			t.Fatal("test's optional values are nil")
+		}
+	}
+	if !reflect.DeepEqual(adj.GetLinux().GetDevices(), want) {
+		t.Errorf("devices %v, want %v", adj.GetLinux().GetDevices(), want)
+	}
+	var rules []string
+	for _, r := range adj.GetLinux().GetResources().GetDevices() {
+		rules = append(rules, fmt.Sprintf("%v %s %d:%d %s", r.Allow, r.Type, r.Major.GetValue(), r.Minor.GetValue(), r.Access))
+	}
+	if got := strings.Join(rules, "; "); got != "true b 7:3 rw; true b 7:4 r; false b 7:4 w" {
+		t.Errorf("rules %q", got)
+	}
+	fs := volume.Staged{Volume: "t/a", Source: "/run/mooring/mnt/v1", Target: "/a"}
+	adj = adjustment([]volume.Staged{rw, fs}, "/opt/mooring/bin/mooring")
+	if hooks := adj.GetHooks().GetCreateRuntime(); len(adj.GetMounts()) != 1 || len(hooks) != 1 || len(hooks[0].Args) != 4 || hooks[0].Args[3] != fs.Source {
+		t.Errorf("mixed: mounts %v, hooks %v: want the filesystem volume mounted and checked", adj.GetMounts(), hooks)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -134,7 +135,8 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 // adjustment adds a bind mount per staged volume and the createRuntime
 // hook (checkHook, the mooring binary) that applies the target rule to
 // where the runtime mounted them: the runtime resolves each target in a
-// rootfs the plugin never sees.
+// rootfs the plugin never sees. A raw block volume gets a device instead
+// (addBlockDevice).
 func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustment {
 	adjust := &api.ContainerAdjustment{}
 	check := &api.Hook{
@@ -143,11 +145,48 @@ func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustme
 		Timeout: api.Int(checkHookTimeout),
 	}
 	for _, s := range staged {
+		if s.Block != nil {
+			addBlockDevice(adjust, s)
+			continue
+		}
 		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
 		check.Args = append(check.Args, s.Source)
 	}
-	adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
+	if len(adjust.GetMounts()) > 0 {
+		adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
+	}
 	return adjust
+}
+
+// addBlockDevice gives the container a raw block volume's device node at
+// its target, created by the runtime (mooring never writes into the
+// root), with the numbers of exactly the volume's device. The runtime
+// allows the device it adds in the device cgroup ("rwm", whatever the
+// node's mode says), so the plugin's own rules follow that one: allow
+// "rw", or for read-only "r" and a rule that denies writes (the last
+// matching rule wins).
+func addBlockDevice(adjust *api.ContainerAdjustment, s volume.Staged) {
+	major, minor := int64(s.Block.Major), int64(s.Block.Minor)
+	mode, access := os.FileMode(0o660), "rw"
+	if s.ReadOnly {
+		mode, access = 0o440, "r"
+	}
+	var root uint32
+	adjust.AddDevice(&api.LinuxDevice{
+		Path: s.Target, Type: "b", Major: major, Minor: minor,
+		FileMode: api.FileMode(mode), Uid: api.UInt32(root), Gid: api.UInt32(root),
+	})
+	rules := []*api.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: api.Int64(major), Minor: api.Int64(minor), Access: access}}
+	if s.ReadOnly {
+		rules = append(rules, &api.LinuxDeviceCgroup{Allow: false, Type: "b", Major: api.Int64(major), Minor: api.Int64(minor), Access: "w"})
+	}
+	if adjust.Linux == nil {
+		adjust.Linux = &api.LinuxContainerAdjustment{}
+	}
+	if adjust.Linux.Resources == nil {
+		adjust.Linux.Resources = &api.LinuxResources{}
+	}
+	adjust.Linux.Resources.Devices = append(adjust.Linux.Resources.Devices, rules...)
 }
 
 // podOwner is the plugin's owner of a container: its id, scoped by the
