@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/lab"
 )
 
@@ -29,7 +30,7 @@ const (
 )
 
 // volumeBacking reads the image file of a scratch volume from its record.
-func volumeBacking(t *testing.T, s *lab.Scratch, tenant, name string) string {
+func volumeBacking(t testing.TB, s *lab.Scratch, tenant, name string) string {
 	t.Helper()
 	var rec struct{ Backing, Mode, FS string }
 	raw, err := os.ReadFile(filepath.Join(s.StateDir, "volumes", tenant, name+".json"))
@@ -119,4 +120,48 @@ func TestHookRuncBlockRefused(t *testing.T) {
 	if ids := e.scratch.VolumeIDs(); len(ids) != 0 || e.scratch.Attachments() != 0 {
 		t.Fatalf("refused request left volumes %v, %d attachments", ids, e.scratch.Attachments())
 	}
+}
+
+// TestNRIBlockDevice: through the NRI plugin (containerd 2.4 and CRI-O
+// 1.34 with CRI), a raw block volume is a device in the container: one
+// pod writes a pattern with dd, a later pod reads it back, a read-only
+// container of that pod reads it and cannot write even after making the
+// node writable to all (the device cgroup refuses). CRI-O applies the
+// device but not the plugin's cgroup rules, so there a read-only block
+// volume is refused instead of handed out writable.
+func TestNRIBlockDevice(t *testing.T) { eachSetup(t, nriSetups, blockDevice) }
+
+func blockDevice(e *criEnv) {
+	t := e.t
+	readBack := `test -b /disk && test "$(dd if=/disk bs=512 count=1 2>/dev/null | head -c 36)" = ` + blockPattern
+	p1 := e.pod("team-b", "writer", map[string]string{annotations.KeyPod: `[{name: raw, target: /disk, size: 32Mi, mode: block}]`})
+	if code := e.run(p1, "w", writeBlock); code != 0 {
+		t.Fatalf("writer exited %d\n%s", code, e.logs())
+	}
+	e.removePod(p1)
+	waitForAttachments(t, e.scratch, 0)
+	img, err := os.ReadFile(volumeBacking(t, e.scratch, "team-b", "raw"))
+	if err != nil || !bytes.HasPrefix(img, []byte(blockPattern)) {
+		t.Fatalf("the pattern is not at the start of the volume's image: %v\n%s", err, e.logs())
+	}
+	p2 := e.pod("team-b", "reader", map[string]string{
+		annotations.KeyContainerPrefix + "ro": `[{name: raw, target: /disk, mode: block, readOnly: true}]`,
+		annotations.KeyPod:                    `[{name: raw, target: /disk, mode: block}]`,
+	})
+	if code := e.run(p2, "rw", readBack+` && printf x | dd of=/disk bs=512 seek=1 conv=sync 2>/dev/null`); code != 0 {
+		t.Fatalf("read-write reader exited %d\n%s", code, e.logs())
+	}
+	code, err := e.cri.RunContainer(p2, "ro", "sh", "-c", readBack+` && chmod 0666 /disk && ! printf x | dd of=/disk bs=512 seek=2 conv=sync 2>/dev/null`)
+	switch {
+	case e.ctrd == nil:
+		// CRI-O 1.34 keeps the device but drops the plugin's cgroup
+		// rules: the plugin refuses before it attaches anything.
+		if err == nil || !strings.Contains(err.Error(), `volume "raw": a read-only raw block volume needs the plugin's device cgroup rules, which cri-o does not apply`) {
+			t.Fatalf("read-only block volume on CRI-O: exit %d, %v: want the check's refusal\n%s", code, err, e.logs())
+		}
+	case err != nil || code != 0:
+		t.Fatalf("read-only reader: exit %d (1: no pattern, or it could write), %v\n%s", code, err, e.logs())
+	}
+	e.removePod(p2)
+	waitForAttachments(t, e.scratch, 0)
 }

@@ -104,9 +104,13 @@ func TestCreateContainerOnFakeDevices(t *testing.T) {
 func TestAdjustmentBlock(t *testing.T) {
 	rw := volume.Staged{Volume: "t/rw", Target: "/disk", Block: &volume.BlockDevice{Path: "/dev/loop3", Major: 7, Minor: 3}}
 	ro := volume.Staged{Volume: "t/ro", Target: "/ro", ReadOnly: true, Block: &volume.BlockDevice{Path: "/dev/loop4", Major: 7, Minor: 4}}
-	adj := adjustment([]volume.Staged{rw, ro}, "/opt/mooring/bin/mooring")
-	if len(adj.GetMounts()) != 0 || len(adj.GetHooks().GetCreateRuntime()) != 0 {
+	if adj := adjustment([]volume.Staged{rw}, "/opt/mooring/bin/mooring"); len(adj.GetMounts()) != 0 || len(adj.GetHooks().GetCreateRuntime()) != 0 {
 		t.Fatalf("mounts %v, hooks %v: want none", adj.GetMounts(), adj.GetHooks())
+	}
+	adj := adjustment([]volume.Staged{rw, ro}, "/opt/mooring/bin/mooring")
+	if hooks := adj.GetHooks().GetCreateRuntime(); len(adj.GetMounts()) != 0 || len(hooks) != 1 ||
+		strings.Join(hooks[0].Args, " ") != "mooring hook check-mounts --read-only-device=7:4" {
+		t.Fatalf("mounts %v, hooks %v: want no mount and the read-only device checked", adj.GetMounts(), hooks)
 	}
 	root := uint32(0)
 	want := []*api.LinuxDevice{
@@ -132,5 +136,35 @@ func TestAdjustmentBlock(t *testing.T) {
 	adj = adjustment([]volume.Staged{rw, fs}, "/opt/mooring/bin/mooring")
 	if hooks := adj.GetHooks().GetCreateRuntime(); len(adj.GetMounts()) != 1 || len(hooks) != 1 || len(hooks[0].Args) != 4 || hooks[0].Args[3] != fs.Source {
 		t.Errorf("mixed: mounts %v, hooks %v: want the filesystem volume mounted and checked", adj.GetMounts(), hooks)
+	}
+}
+
+// TestReadOnlyBlockOnCRIO: CRI-O applies an adjustment's devices but not
+// its cgroup rules, so a read-only raw block volume is refused there
+// before anything is attached; read-write ones and other runtimes pass.
+func TestReadOnlyBlockOnCRIO(t *testing.T) {
+	cfg := testConfig(t, `"team-a"`)
+	k := volumetest.NewKernel()
+	m, err := volume.New(cfg, volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring")
+	ctx := context.Background()
+	if _, err := p.Configure(ctx, "", "cri-o", "1.34.0"); err != nil {
+		t.Fatal(err)
+	}
+	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: raw, target: /disk, mode: block, readOnly: true}]`})
+	_, _, err = p.CreateContainer(ctx, sb, ctr(sb, "c"))
+	if err == nil || !strings.Contains(err.Error(), `volume "raw": a read-only raw block volume needs the plugin's device cgroup rules, which cri-o does not apply`) || k.Attaches != 0 {
+		t.Fatalf("read-only block on CRI-O: %v, %d attaches", err, k.Attaches)
+	}
+	rw := pod("team-a", "rw", map[string]string{annotations.KeyPod: `[{name: raw, target: /disk, mode: block}]`})
+	adj, _, err := p.CreateContainer(ctx, rw, ctr(rw, "c"))
+	if err != nil || len(adj.GetLinux().GetDevices()) != 1 {
+		t.Fatalf("read-write block on CRI-O: %v, %v", adj, err)
+	}
+	if _, err := p.StopContainer(ctx, rw, ctr(rw, "c")); err != nil || k.AttachedCount() != 0 {
+		t.Fatalf("stop: %v, %d attached", err, k.AttachedCount())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type Plugin struct {
 
 	mu sync.Mutex
 	m  *volume.Manager
+	// runtime is the name the runtime gave in Configure.
+	runtime string
 	// live are the containers known to exist: listed by the last
 	// Synchronize or created since, and not removed since.
 	live   map[string]bool
@@ -61,6 +64,9 @@ func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, check
 // plugin was started with.
 func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api.EventMask, error) {
 	p.log.Info("configured", "runtime", runtime, "version", version, "own config", cfg != "")
+	p.mu.Lock()
+	p.runtime = runtime
+	p.mu.Unlock()
 	if strings.TrimSpace(cfg) == "" {
 		return 0, nil
 	}
@@ -115,6 +121,9 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	if len(reqs) == 0 {
 		return nil, nil, nil
 	}
+	if err := p.checkBlock(reqs); err != nil {
+		return nil, nil, p.refuse(pod, ctr, err)
+	}
 	// Live before Acquire, so a concurrent periodic reconcile never takes
 	// the claim being made.
 	p.setLive(ctr.GetId(), true)
@@ -132,11 +141,35 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	return adjust, nil, nil
 }
 
+// dropsDeviceRules are runtimes known to apply an adjustment's devices
+// but not its device cgroup rules (CRI-O 1.34, NRI 0.9): there a
+// read-only raw block volume would be writable.
+var dropsDeviceRules = []string{"cri-o"}
+
+// checkBlock refuses, before anything is attached, a read-only raw block
+// volume on a runtime that would not apply its rules. The createRuntime
+// check catches any other runtime that drops them, later.
+func (p *Plugin) checkBlock(reqs []annotations.Volume) error {
+	p.mu.Lock()
+	runtime := p.runtime
+	p.mu.Unlock()
+	if !slices.Contains(dropsDeviceRules, runtime) {
+		return nil
+	}
+	for _, r := range reqs {
+		if r.IsBlock() && r.ReadOnly {
+			return fmt.Errorf("volume %q: a read-only raw block volume needs the plugin's device cgroup rules, which %s does not apply; ask for it read-write, or run the pod on containerd", r.Name, runtime)
+		}
+	}
+	return nil
+}
+
 // adjustment adds a bind mount per staged volume and the createRuntime
 // hook (checkHook, the mooring binary) that applies the target rule to
 // where the runtime mounted them: the runtime resolves each target in a
 // rootfs the plugin never sees. A raw block volume gets a device instead
-// (addBlockDevice).
+// (addBlockDevice); the same check makes sure a read-only one's rules
+// reached the spec.
 func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustment {
 	adjust := &api.ContainerAdjustment{}
 	check := &api.Hook{
@@ -145,14 +178,18 @@ func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustme
 		Timeout: api.Int(checkHookTimeout),
 	}
 	for _, s := range staged {
-		if s.Block != nil {
+		switch {
+		case s.Block == nil:
+			adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
+			check.Args = append(check.Args, s.Source)
+		case s.ReadOnly:
+			check.Args = append(check.Args, fmt.Sprintf("%s%d:%d", hook.ReadOnlyDeviceArg, s.Block.Major, s.Block.Minor))
+			fallthrough
+		default:
 			addBlockDevice(adjust, s)
-			continue
 		}
-		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
-		check.Args = append(check.Args, s.Source)
 	}
-	if len(adjust.GetMounts()) > 0 {
+	if len(check.Args) > 3 {
 		adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
 	}
 	return adjust
