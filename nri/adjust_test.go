@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -166,5 +167,47 @@ func TestReadOnlyBlockOnCRIO(t *testing.T) {
 	}
 	if _, err := p.StopContainer(ctx, rw, ctr(rw, "c")); err != nil || k.AttachedCount() != 0 {
 		t.Fatalf("stop: %v, %d attached", err, k.AttachedCount())
+	}
+}
+
+// countingObserver counts the operations a manager reports.
+type countingObserver struct{ ops []string }
+
+func (o *countingObserver) Observe(op string, _ time.Duration, _ error) { o.ops = append(o.ops, op) }
+
+// TestConfigureKeepsTheObserver: a config from the runtime (Configure)
+// replaces the plugin's manager; the new one still reports operations to
+// the metrics, and the metrics read its volumes (before, the operation
+// counters stopped at the first Configure and the figures stayed on the
+// start-up config's state).
+func TestConfigureKeepsTheObserver(t *testing.T) {
+	k := volumetest.NewKernel()
+	obs := &countingObserver{}
+	opts := []volume.Option{volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}), volume.WithObserver(obs)}
+	m, err := volume.New(testConfig(t, `"team-a"`), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring", opts...)
+	dir := t.TempDir()
+	runtimeCfg := fmt.Sprintf("state_dir = %q\nrun_dir = %q\n[pools.default]\ndriver = \"loop\"\ndirectory = %q\ntenants = [\"*\"]\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "run"), mkdir(t, dir, "pool"))
+	ctx := context.Background()
+	if _, err := p.Configure(ctx, runtimeCfg, "containerd", "2.4.2"); err != nil {
+		t.Fatal(err)
+	}
+	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: data, target: /data}]`})
+	if _, _, err := p.CreateContainer(ctx, sb, ctr(sb, "c")); err != nil {
+		t.Fatal(err)
+	}
+	vols, pools, err := p.Stats(ctx, "", "")
+	if err != nil || len(vols) != 1 || len(pools) != 1 || pools[0].Volumes != 1 {
+		t.Fatalf("stats of the configured manager: %+v %+v %v", vols, pools, err)
+	}
+	if _, err := p.StopContainer(ctx, sb, ctr(sb, "c")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(obs.ops, ",") != "acquire,release" {
+		t.Fatalf("observed %v, want acquire and release", obs.ops)
 	}
 }

@@ -39,6 +39,11 @@ type Plugin struct {
 	// target check runs (see hook.StageCheckMounts).
 	checkHook string
 
+	// opts make every manager the plugin uses: the one it starts with and
+	// one made from a config the runtime passes (the operation metrics'
+	// observer must count on both).
+	opts []volume.Option
+
 	mu sync.Mutex
 	m  *volume.Manager
 	// runtime is the name the runtime gave in Configure.
@@ -51,12 +56,13 @@ type Plugin struct {
 
 // NewPlugin returns a plugin acquiring through m. checkHook is the
 // mooring binary (a host path) that checks, at createRuntime, where the
-// runtime mounted each volume.
-func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, checkHook string) *Plugin {
+// runtime mounted each volume. opts, those m was made with, also make the
+// manager of a config the runtime passes (Configure).
+func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, checkHook string, opts ...volume.Option) *Plugin {
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, live: map[string]bool{}}
+	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, opts: opts, live: map[string]bool{}}
 }
 
 // Configure takes the admin config the runtime passes (the contents of
@@ -74,7 +80,7 @@ func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api
 	if err != nil {
 		return 0, toRuntime(fmt.Errorf("config from the runtime: %w", err))
 	}
-	m, err := volume.New(c, volume.WithLogger(p.log))
+	m, err := volume.New(c, append([]volume.Option{volume.WithLogger(p.log)}, p.opts...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -89,6 +95,12 @@ func (p *Plugin) manager() *volume.Manager {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.m
+}
+
+// Stats reports the volumes and pools of the current manager (whose
+// config the runtime may have replaced): the metrics read them here.
+func (p *Plugin) Stats(ctx context.Context, tenant, name string) ([]volume.VolumeStats, []volume.PoolUsage, error) {
+	return p.manager().Stats(ctx, tenant, name)
 }
 
 // Synchronize reconciles the journal against the runtime's containers:

@@ -174,11 +174,14 @@ type PoolUsage struct {
 	// Used is what the volumes really take: allocated blocks of the images
 	// (loop), the whole devices (block).
 	Used int64 `json:"used"`
+	// Snapshots is what the volumes' snapshot images take.
+	Snapshots int64 `json:"snapshots,omitempty"`
 	// Free is the free space of the pool directory's filesystem (loop).
 	Free int64 `json:"free,omitempty"`
 }
 
-// Pools reports every pool's usage, by pool name.
+// Pools reports every pool's usage, by pool name: the one source of pool
+// figures (mooring pools ls, volume stats, the metrics).
 func (m *Manager) Pools(ctx context.Context) ([]PoolUsage, error) {
 	vols, err := m.volumes(ctx)
 	if err != nil {
@@ -209,6 +212,11 @@ func (m *Manager) Pools(ctx context.Context) ([]PoolUsage, error) {
 			u.Provisioned += v.Size
 			used, _ := m.Used(ctx, v) // an image gone missing takes no space
 			u.Used += used
+			snaps, err := m.snapshotBytes(v)
+			if err != nil {
+				return nil, err
+			}
+			u.Snapshots += snaps
 		}
 		out = append(out, u)
 	}
