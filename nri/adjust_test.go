@@ -56,17 +56,22 @@ func TestAdjustment(t *testing.T) {
 	}
 }
 
-// TestCreateContainerOnFakeDevices runs the plugin's create and stop
-// against the core on fake devices: no root, no runtime.
-func TestCreateContainerOnFakeDevices(t *testing.T) {
-	cfg := testConfig(t, `"team-a"`)
+// fakePlugin is a plugin on a core with fake devices, without a request
+// deadline to race (the tests judge behaviour, not speed).
+func fakePlugin(t *testing.T) (*Plugin, *volume.Manager, *volumetest.Kernel) {
+	t.Helper()
 	k := volumetest.NewKernel()
-	m, err := volume.New(cfg, volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
+	m, err := volume.New(testConfig(t, `"team-a"`), volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No request deadline to race: the test judges behaviour, not speed.
-	p := NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring")
+	return NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring"), m, k
+}
+
+// TestCreateContainerOnFakeDevices runs the plugin's create and stop
+// against the core on fake devices: no root, no runtime.
+func TestCreateContainerOnFakeDevices(t *testing.T) {
+	p, m, k := fakePlugin(t)
 	ctx := context.Background()
 	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: data, target: /data, readOnly: true}]`})
 	c := ctr(sb, "postgres")
@@ -144,19 +149,13 @@ func TestAdjustmentBlock(t *testing.T) {
 // its cgroup rules, so a read-only raw block volume is refused there
 // before anything is attached; read-write ones and other runtimes pass.
 func TestReadOnlyBlockOnCRIO(t *testing.T) {
-	cfg := testConfig(t, `"team-a"`)
-	k := volumetest.NewKernel()
-	m, err := volume.New(cfg, volume.WithDevices(volume.Devices{Loops: k, FS: k, Mounts: k, Blocks: k}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := NewPlugin(m, slog.New(slog.DiscardHandler), time.Hour, "/opt/mooring/bin/mooring")
+	p, _, k := fakePlugin(t)
 	ctx := context.Background()
 	if _, err := p.Configure(ctx, "", "cri-o", "1.34.0"); err != nil {
 		t.Fatal(err)
 	}
 	sb := pod("team-a", "db", map[string]string{annotations.KeyPod: `[{name: raw, target: /disk, mode: block, readOnly: true}]`})
-	_, _, err = p.CreateContainer(ctx, sb, ctr(sb, "c"))
+	_, _, err := p.CreateContainer(ctx, sb, ctr(sb, "c"))
 	if err == nil || !strings.Contains(err.Error(), `volume "raw": a read-only raw block volume needs the plugin's device cgroup rules, which cri-o does not apply`) || k.Attaches != 0 {
 		t.Fatalf("read-only block on CRI-O: %v, %d attaches", err, k.Attaches)
 	}

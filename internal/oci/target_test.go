@@ -157,12 +157,7 @@ func TestFreeInRoot(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rootfs := newRootfs(t, tc.link)
-			root, err := os.Open(rootfs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer root.Close()
-			got, err := FreeInRoot(root, tc.target)
+			got, err := FreeInRoot(openRoot(t, rootfs), tc.target)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %q, %v; want refusal %q", got, err, tc.wantErr)
@@ -177,4 +172,15 @@ func TestFreeInRoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openRoot opens a test rootfs, closed when the test ends.
+func openRoot(t *testing.T, rootfs string) *os.File {
+	t.Helper()
+	root, err := os.Open(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
 }
