@@ -52,6 +52,8 @@ func TestParse(t *testing.T) {
 			[]Volume{{Name: "a", Target: "/a"}, {Name: "b", Target: "/b", Size: 2e9}}},
 		{"quoted", `[{name: "1", target: "/data dir"}]`, []Volume{{Name: "1", Target: "/data dir"}}},
 		{"from", `[{name: b, target: /b, from: a@monday}]`, []Volume{{Name: "b", Target: "/b", From: "a@monday"}}},
+		{"mode block", `[{name: db, target: /data/disk, mode: block, readOnly: true}]`, []Volume{{Name: "db", Target: "/data/disk", Mode: ModeBlock, ReadOnly: true}}},
+		{"mode filesystem", `[{name: a, target: /a, mode: filesystem, fs: xfs}]`, []Volume{{Name: "a", Target: "/a", Mode: ModeFilesystem, FS: "xfs"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse(tc.value)
@@ -77,7 +79,13 @@ func TestFromAnnotationsRefuses(t *testing.T) {
 		{"scalar", `data`, "want a list of volumes"},
 		{"empty list", `[]`, "no volumes"},
 		{"null item", `[null]`, "volume 1: want a map"},
-		{"unknown field", `[{name: a, target: /a, mode: rw}]`, `volume 1 ("a"): unknown field "mode"`},
+		{"unknown field", `[{name: a, target: /a, access: rw}]`, `volume 1 ("a"): unknown field "access"`},
+		{"bad mode", `[{name: a, target: /a, mode: rw}]`, `volume 1 ("a"): mode "rw": must be filesystem or block`},
+		{"mode case", `[{name: a, target: /a, mode: Block}]`, `mode "Block"`},
+		{"mode not a string", `[{name: a, target: /a, mode: [block]}]`, "mode: must be a string"},
+		{"block with fs", `[{name: a, target: /a, mode: block, fs: ext4}]`, `fs "ext4": not with mode block`},
+		{"block from snapshot", `[{name: b, target: /b, mode: block, from: a@s}]`, "from: not with mode block"},
+		{"block under dev", `[{name: a, target: /dev/vdb, mode: block}]`, "must not be /dev or below it"},
 		{"field case", `[{Name: a, target: /a}]`, `unknown field "Name"`},
 		{"duplicate field", `[{name: a, name: b, target: /a}]`, "not valid YAML"},
 		{"missing name", `[{target: /a}]`, "volume 1: name: missing"},
@@ -149,6 +157,7 @@ func TestFormatRoundTrip(t *testing.T) {
 	vols := []Volume{
 		{Name: "true", Target: "/a: b #c", Size: 1 << 30, FS: "btrfs", ReadOnly: true},
 		{Name: "123", Target: "/x/\"y\"", Pool: "null"},
+		{Name: "raw", Target: "/disk", Mode: ModeBlock},
 	}
 	s, err := Format(vols)
 	if err != nil {
@@ -167,6 +176,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`[{name: a, target: /a, size: 1Gi, fs: xfs, readOnly: true, pool: p}]`,
 		`[{name: b, target: /b, from: a@s}]`,
+		`[{name: c, target: /c, mode: block, readOnly: true}, {name: d, target: /d, mode: filesystem}]`,
 		`[{"name":"a","target":"/a"}]`,
 		"- name: a\n  target: /a\n",
 		`[{name: a, target: /a}, {name: b, target: /a/b}]`,
@@ -203,6 +213,7 @@ func FuzzFromAnnotations(f *testing.F) {
 	f.Add(KeyPod, "", `[{name: a, target: /proc}]`)
 	f.Add(Key, "", "[{name: a, target: /a}]\n---\n[{name: a, target: /proc}]")
 	f.Add(Key, "", "[{name: a, target: \"/\\u202eatad\"}]")
+	f.Add(Key, "", `[{name: a, target: /a, mode: block, fs: xfs}]`)
 	f.Fuzz(func(t *testing.T, key, container, value string) {
 		vols, err := FromAnnotations(map[string]string{key: value}, container)
 		if err != nil && vols != nil {

@@ -42,6 +42,7 @@ func Format(vols []Volume) (string, error) {
 			{"size", v.Size, v.Size == 0},
 			{"fs", v.FS, v.FS == ""},
 			{"readOnly", v.ReadOnly, !v.ReadOnly},
+			{"mode", v.Mode, v.Mode == ""},
 			{"from", v.From, v.From == ""},
 		} {
 			if f.omit {

@@ -48,7 +48,7 @@ func FromAnnotations(ann map[string]string, containerName string) ([]Volume, err
 }
 
 // fields are the keys a volume may have, exactly as written.
-var fields = []string{"name", "target", "pool", "size", "fs", "readOnly", "from"}
+var fields = []string{"name", "target", "pool", "size", "fs", "readOnly", "mode", "from"}
 
 // Parse reads and validates a request: a YAML (or JSON) list of volumes.
 // Unknown or duplicate fields, duplicate volumes and every invalid value
@@ -96,7 +96,7 @@ func Parse(value string) ([]Volume, error) {
 func decodeVolume(m map[string]json.RawMessage, v *Volume) error {
 	targets := map[string]any{
 		"name": &v.Name, "target": &v.Target, "pool": &v.Pool,
-		"size": &v.Size, "fs": &v.FS, "readOnly": &v.ReadOnly, "from": &v.From,
+		"size": &v.Size, "fs": &v.FS, "readOnly": &v.ReadOnly, "mode": &v.Mode, "from": &v.From,
 	}
 	// name first, so later errors can say which volume they are about.
 	for _, k := range fields {

@@ -21,6 +21,19 @@ const (
 	MaxVolumes = 16
 )
 
+// Volume modes: how the volume reaches the container.
+const (
+	// ModeFilesystem mounts the volume's filesystem at the target (the
+	// default).
+	ModeFilesystem = "filesystem"
+	// ModeBlock gives the container the volume's block device node at the
+	// target; mooring never formats or checks it.
+	ModeBlock = "block"
+)
+
+// IsBlock reports whether the volume asks for a raw block device.
+func (v Volume) IsBlock() bool { return v.Mode == ModeBlock }
+
 // Volume is one requested volume, validated.
 type Volume struct {
 	// Name is the volume's name within its tenant and pool.
@@ -36,6 +49,10 @@ type Volume struct {
 	FS string `json:"fs,omitempty"`
 	// ReadOnly mounts the volume read-only inside the container.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Mode is ModeBlock for a raw block device at Target, or empty (or
+	// ModeFilesystem) for a mounted filesystem. A volume keeps the mode it
+	// was created with.
+	Mode string `json:"mode,omitempty"`
 	// From is VOLUME@SNAPSHOT: a missing volume is created as a clone of
 	// that snapshot (same tenant). Ignored when the volume exists.
 	From string `json:"from,omitempty"`

@@ -34,6 +34,9 @@ func (v Volume) validate() error {
 	if v.FS != "" && !vocab.IsFilesystem(v.FS) {
 		return fmt.Errorf("fs %q: must be one of %s", v.FS, strings.Join(vocab.Filesystems, ", "))
 	}
+	if err := checkMode(v); err != nil {
+		return err
+	}
 	return checkFrom(v)
 }
 
@@ -107,4 +110,18 @@ func limit(s string) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// checkMode checks the field "mode". A block volume has no filesystem
+// and no snapshots to clone from, so fs and from do not go with it.
+func checkMode(v Volume) error {
+	switch {
+	case v.Mode != "" && v.Mode != ModeFilesystem && v.Mode != ModeBlock:
+		return fmt.Errorf("mode %q: must be %s or %s", limit(v.Mode), ModeFilesystem, ModeBlock)
+	case v.IsBlock() && v.FS != "":
+		return fmt.Errorf("fs %q: not with mode block (the container gets the raw device, mooring makes no filesystem on it)", v.FS)
+	case v.IsBlock() && v.From != "":
+		return errors.New("from: not with mode block (block volumes have no snapshots)")
+	}
+	return nil
 }

@@ -147,6 +147,8 @@ func TestRefusals(t *testing.T) {
 		{[]string{"volume", "frobnicate"}, "unknown volume command"},
 		{[]string{"nonsense"}, "unknown command"},
 		{[]string{"volume", "create", "x", "--bogus"}, "flag provided but not defined"},
+		{[]string{"volume", "create", "x", "--mode", "raw"}, `mode "raw": must be filesystem or block`},
+		{[]string{"volume", "create", "x", "--mode", "block", "--fs", "xfs"}, "--fs does not go with --mode block"},
 	} {
 		_, err := run(t, append([]string{"--config", cfg}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -158,6 +160,20 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := run(t, "--config", filepath.Join(t.TempDir(), "nope.toml"), "volume", "ls"); err == nil {
 		t.Error("a missing --config file was accepted")
+	}
+}
+
+// TestBlockVolumeCreate: a raw block volume made ahead of its first
+// request shows "block" for its filesystem.
+func TestBlockVolumeCreate(t *testing.T) {
+	cfg := scratch(t)
+	out, err := run(t, "--config", cfg, "volume", "create", "raw", "--mode", "block", "--size", "32Mi")
+	if err != nil || !strings.Contains(out, "created default/raw (32Mi raw block volume in pool default)") {
+		t.Fatalf("create: %v %q", err, out)
+	}
+	out, err = run(t, "--config", cfg, "volume", "ls")
+	if err != nil || !strings.Contains(out, " block ") {
+		t.Fatalf("ls: %v\n%s", err, out)
 	}
 }
 

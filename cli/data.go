@@ -253,7 +253,7 @@ func (e *env) volumeStats(args []string) error {
 	}
 	out := struct {
 		Volumes []volume.VolumeStats `json:"volumes"`
-		Pools   []volume.PoolStats   `json:"pools"`
+		Pools   []volume.PoolUsage   `json:"pools"`
 	}{vols, pools}
 	return e.print(out, func(w io.Writer) {
 		rows := make([][]string, len(vols))

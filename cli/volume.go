@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/vocab"
 	"github.com/mooring-dev/mooring/volume"
 )
@@ -50,6 +51,7 @@ func (e *env) volumeCreate(args []string) error {
 	pool := fs.String("pool", "", "pool (default: the config's default_pool)")
 	size := fs.String("size", "", "size, e.g. 10Gi (default: the pool's default_size)")
 	fsType := fs.String("fs", "", "ext4, xfs or btrfs (default: the pool's default_fs)")
+	mode := fs.String("mode", "", "filesystem (default) or block: a raw block volume, never formatted")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -57,7 +59,13 @@ func (e *env) volumeCreate(args []string) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: volume create NAME", ErrUsage)
 	}
-	req := volume.Request{Name: pos[0], Pool: *pool, FS: *fsType}
+	req := volume.Request{Name: pos[0], Pool: *pool, FS: *fsType, Mode: *mode}
+	switch {
+	case *mode != "" && *mode != annotations.ModeFilesystem && *mode != annotations.ModeBlock:
+		return fmt.Errorf("volume create: mode %q: must be %s or %s", *mode, annotations.ModeFilesystem, annotations.ModeBlock)
+	case req.IsBlock() && *fsType != "":
+		return fmt.Errorf("volume create: --fs does not go with --mode block (mooring makes no filesystem on a raw block volume)")
+	}
 	if *size != "" {
 		if req.Size, err = vocab.ParseSize(*size); err != nil {
 			return fmt.Errorf("volume create: %w", err)
@@ -79,6 +87,10 @@ func (e *env) volumeCreate(args []string) error {
 		return err
 	}
 	return e.print(rec, func(w io.Writer) {
+		if rec.IsBlock() {
+			fmt.Fprintf(w, "created %s (%s raw block volume in pool %s)\n", rec.Key(), vocab.Size(rec.Size), rec.Pool)
+			return
+		}
 		fmt.Fprintf(w, "created %s (%s %s in pool %s, formatted on first use)\n", rec.Key(), vocab.Size(rec.Size), rec.FS, rec.Pool)
 	})
 }
@@ -137,7 +149,7 @@ func (e *env) volumeList(args []string) error {
 	return e.print(shown, func(w io.Writer) {
 		rows := make([][]string, len(shown))
 		for i, v := range shown {
-			rows[i] = []string{v.Tenant, v.Name, v.Pool, vocab.Size(v.Size).String(), human(v.Used), v.FS,
+			rows[i] = []string{v.Tenant, v.Name, v.Pool, vocab.Size(v.Size).String(), human(v.Used), fsColumn(v.VolumeRecord),
 				strconv.FormatBool(v.Formatted), strconv.Itoa(len(v.Attachments)), age(v.Created)}
 		}
 		table(w, []string{"TENANT", "NAME", "POOL", "SIZE", "USED", "FS", "FORMATTED", "ATTACHED", "AGE"}, rows)
@@ -159,7 +171,7 @@ func (e *env) volumeInspect(args []string) error {
 				table(w, []string{"FIELD", "VALUE"}, append([][]string{
 					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
 					{"backing", v.Backing}, {"size", vocab.Size(v.Size).String()},
-					{"fs", v.FS + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
+					{"fs", fsColumn(v.VolumeRecord) + " " + v.FSUUID}, {"formatted", strconv.FormatBool(v.Formatted)},
 					{"created", v.Created.Format("2006-01-02 15:04:05Z")}, {"attachments", strconv.Itoa(len(v.Attachments))},
 				}, dataRows(v.VolumeRecord)...))
 				for _, a := range v.Attachments {
@@ -238,4 +250,13 @@ func (e *env) volumeFence(args []string) error {
 	return e.print(map[string]string{"fenced": tenant + "/" + name, "takeover": what}, func(w io.Writer) {
 		fmt.Fprintln(w, what)
 	})
+}
+
+// fsColumn is a volume's filesystem, or "block" for a raw block volume
+// (which has none).
+func fsColumn(v volume.VolumeRecord) string {
+	if v.IsBlock() {
+		return annotations.ModeBlock
+	}
+	return v.FS
 }

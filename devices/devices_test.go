@@ -85,6 +85,33 @@ func TestLoopAttachListDetach(t *testing.T) {
 	}
 }
 
+// TestLoopPersist: a persisted device (a raw block volume's: no mount
+// holds it) stays attached, with its tag, after the last hold closes, and
+// still detaches; a device some process holds open detaches when that
+// process closes it.
+func TestLoopPersist(t *testing.T) {
+	requireRoot(t)
+	tag := testTagPrefix + "persist"
+	l := attach(t, image(t, 16<<20), tag)
+	if err := l.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	path := l.Path()
+	l.Close()
+	if infos := listed(t, tag); len(infos) != 1 || infos[0].Path != path {
+		t.Fatalf("after the hold closed: %+v, want %s still attached", infos, path)
+	}
+	user, err := os.OpenFile(path, os.O_RDWR, 0) // a container's open
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewLoops().Detach(context.Background(), path, tag); err != nil {
+		t.Fatalf("detach while a process holds it open: %v", err)
+	}
+	user.Close()
+	waitGone(t, tag)
+}
+
 // TestLoopRefusesUnsafeBacking: a backing file or pool directory another
 // user could change (owned by someone else, group/other-writable) or a
 // backing file that is not a regular file is refused before anything is

@@ -37,6 +37,22 @@ type loopDevice struct {
 func (l *loopDevice) Path() string { return l.path }
 func (l *loopDevice) Close() error { return l.f.Close() }
 
+// Persist implements Loop. LOOP_SET_STATUS64 writes back every field it
+// is given, so the status is read first: only the flag changes (the
+// kernel lets autoclear be cleared this way, nothing else of the flags).
+func (l *loopDevice) Persist() error {
+	st, err := unix.IoctlLoopGetStatus64(int(l.f.Fd()))
+	if err != nil {
+		return fmt.Errorf("persist %s: LOOP_GET_STATUS64: %w", l.path, err)
+	}
+	st.Flags &^= unix.LO_FLAGS_AUTOCLEAR
+	_, err = retryEINTR(func() (int, error) { return 0, unix.IoctlLoopSetStatus64(int(l.f.Fd()), st) })
+	if err != nil {
+		return fmt.Errorf("persist %s: LOOP_SET_STATUS64: %w", l.path, err)
+	}
+	return nil
+}
+
 // Attach implements Loops. A failed LOOP_CONFIGURE leaves the device
 // unbound, so it is never followed by LOOP_CLR_FD: that could detach a
 // device another process bound in the meantime.

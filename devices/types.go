@@ -43,6 +43,10 @@ type Loop interface {
 	Path() string
 	// Close drops our hold; with autoclear and no mount the device detaches.
 	Close() error
+	// Persist clears autoclear: the device stays attached with no mount
+	// and no open file until Detach. A raw block volume needs it: its
+	// container opens the device node only while it runs.
+	Persist() error
 }
 
 // LoopInfo describes an attached loop device as the kernel reports it.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/internal/oci"
@@ -23,10 +24,30 @@ import (
 // applies the target rule to where each volume really landed.
 const StageCheckMounts = "check-mounts"
 
+// ReadOnlyDeviceArg starts an argument of check-mounts that names the
+// device (MAJOR:MINOR) of a read-only raw block volume: the hook checks
+// that the device cgroup rules the runtime wrote deny writes to it (a
+// runtime may drop the plugin's rules; CRI-O 1.34 does).
+const ReadOnlyDeviceArg = "--read-only-device="
+
 // checkMounts reads the state and verifies the container's mounts of the
-// staged sources.
-func checkMounts(stdin io.Reader, sources []string) error {
-	if len(sources) == 0 {
+// staged sources and the rules of its read-only devices.
+func checkMounts(stdin io.Reader, args []string) error {
+	var sources []string
+	var readOnly [][2]int64
+	for _, a := range args {
+		dev, ok := strings.CutPrefix(a, ReadOnlyDeviceArg)
+		if !ok {
+			sources = append(sources, a)
+			continue
+		}
+		var major, minor int64
+		if _, err := fmt.Sscanf(dev, "%d:%d", &major, &minor); err != nil {
+			return fmt.Errorf("check-mounts: %q: want %sMAJOR:MINOR", a, ReadOnlyDeviceArg)
+		}
+		readOnly = append(readOnly, [2]int64{major, minor})
+	}
+	if len(sources) == 0 && len(readOnly) == 0 {
 		return errors.New("check-mounts: want the staged mount points of the volumes")
 	}
 	state, err := oci.ReadState(stdin)
@@ -39,6 +60,14 @@ func checkMounts(stdin io.Reader, sources []string) error {
 	spec, err := oci.LoadSpec(state.Bundle)
 	if err != nil {
 		return err
+	}
+	for _, d := range readOnly {
+		if writable(spec, d[0], d[1]) {
+			return fmt.Errorf("read-only raw block volume: the runtime's device cgroup rules let the container write device %d:%d (it did not apply the plugin's rules); refusing", d[0], d[1])
+		}
+	}
+	if len(sources) == 0 {
+		return nil
 	}
 	root, err := oci.RootPath(state.Bundle, spec.Root)
 	if err != nil {
@@ -128,3 +157,23 @@ func verifyMounts(root string, staged []stagedDev, mounts []*mountinfo.Info) err
 	}
 	return nil
 }
+
+// writable reports whether the spec's device cgroup rules let the
+// container write the block device major:minor: the last rule that
+// matches it and names "w" decides, as in the runtime's cgroup (no rule:
+// writable, the cgroup's parent may allow it).
+func writable(spec *specs.Spec, major, minor int64) bool {
+	if spec.Linux == nil || spec.Linux.Resources == nil {
+		return true
+	}
+	w := true
+	for _, r := range spec.Linux.Resources.Devices {
+		if (r.Type == "" || r.Type == "a" || r.Type == "b") && matches(r.Major, major) && matches(r.Minor, minor) && strings.Contains(r.Access, "w") {
+			w = r.Allow
+		}
+	}
+	return w
+}
+
+// matches reports whether a rule's number (nil or -1: any) covers n.
+func matches(rule *int64, n int64) bool { return rule == nil || *rule == -1 || *rule == n }

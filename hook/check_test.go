@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestVerifyMounts(t *testing.T) {
@@ -35,6 +36,36 @@ func TestVerifyMounts(t *testing.T) {
 		err := verifyMounts(root, []stagedDev{vol}, tc.mounts)
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestWritable evaluates device cgroup rules as the runtime applies them:
+// the last rule naming "w" that matches the device decides.
+func TestWritable(t *testing.T) {
+	n := func(v int64) *int64 { return &v }
+	denyAll := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	allowRWM := specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: n(7), Minor: n(4), Access: "rwm"}
+	allowR := specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: n(7), Minor: n(4), Access: "r"}
+	denyW := specs.LinuxDeviceCgroup{Allow: false, Type: "b", Major: n(7), Minor: n(4), Access: "w"}
+	otherW := specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: n(7), Minor: n(5), Access: "rw"}
+	anyBlock := specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: n(-1), Minor: n(-1), Access: "rwm"}
+	for _, tc := range []struct {
+		name  string
+		rules []specs.LinuxDeviceCgroup
+		want  bool
+	}{
+		{"no rules", nil, true},
+		{"deny all", []specs.LinuxDeviceCgroup{denyAll}, false},
+		{"runtime's allow only (the plugin's rules dropped)", []specs.LinuxDeviceCgroup{denyAll, allowRWM}, true},
+		{"plugin's rules after the runtime's", []specs.LinuxDeviceCgroup{denyAll, allowRWM, allowR, denyW}, false},
+		{"read allowed", []specs.LinuxDeviceCgroup{denyAll, allowR}, false},
+		{"another device", []specs.LinuxDeviceCgroup{denyAll, otherW}, false},
+		{"any block device after the deny", []specs.LinuxDeviceCgroup{denyAll, allowR, denyW, anyBlock}, true},
+	} {
+		spec := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: tc.rules}}}
+		if got := writable(spec, 7, 4); got != tc.want {
+			t.Errorf("%s: writable = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -222,6 +222,9 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	if len(reqs) == 0 {
 		return nil
 	}
+	if err := refuseBlock(reqs); err != nil {
+		return err
+	}
 	if state.Pid <= 0 {
 		return errors.New("no container process in the OCI state (the hook must run at createRuntime or prestart)")
 	}
@@ -251,9 +254,24 @@ func create(ctx context.Context, m *volume.Manager, log *slog.Logger, state *spe
 	return nil
 }
 
+// refuseBlock refuses raw block requests before anything is attached: a
+// device node in the container is only usable with a device cgroup rule,
+// which the runtime sets from the spec before the hooks run; a hook
+// cannot add one on this host (cgroup v1 devices.allow of the container's
+// cgroup is writable only from outside its namespaces, and on cgroup v2
+// the rule is the runtime's eBPF program).
+func refuseBlock(reqs []annotations.Volume) error {
+	for _, r := range reqs {
+		if r.IsBlock() {
+			return fmt.Errorf("volume %q: mode block is not served by the OCI hook (a hook cannot allow a device in the container's device cgroup); run the container with mooring-runtime (the shim) or, under Kubernetes, the NRI plugin mooring-nri", r.Name)
+		}
+	}
+	return nil
+}
+
 // notYetMounted drops requests the shim already turned into bind mounts
-// of staging directories (isStaging), so a container with both never
-// attaches twice.
+// of staging directories (isStaging) or raw block nodes, so a container
+// with both never attaches twice.
 // The shim writes each target resolved in the rootfs (see oci.MkdirInRoot),
 // so a request also matches a staged mount at its target's resolved path.
 func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, isStaging func(path string) bool, root string) []annotations.Volume {
@@ -261,6 +279,16 @@ func notYetMounted(reqs []annotations.Volume, spec *specs.Spec, isStaging func(p
 	for _, mnt := range spec.Mounts {
 		if isStaging(mnt.Source) {
 			staged[mnt.Destination] = true
+		}
+	}
+	if spec.Linux != nil {
+		// The shim's raw block nodes. Skipping a request gives the
+		// container nothing of mooring's, so no check of the numbers is
+		// needed here.
+		for _, d := range spec.Linux.Devices {
+			if d.Type == "b" {
+				staged[d.Path] = true
+			}
 		}
 	}
 	if len(staged) == 0 {

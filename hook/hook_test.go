@@ -68,3 +68,31 @@ func TestNotYetMounted(t *testing.T) {
 		t.Fatalf("got %+v, want only b and d (a and c were added by the shim)", got)
 	}
 }
+
+// TestBlockRequests: the shim's raw block nodes count as served; any other
+// block request is refused before anything is acquired, naming the
+// front-ends that serve it.
+func TestBlockRequests(t *testing.T) {
+	reqs := []annotations.Volume{
+		{Name: "fs", Target: "/fs"},
+		{Name: "shimmed", Target: "/disk", Mode: annotations.ModeBlock},
+		{Name: "raw", Target: "/raw", Mode: annotations.ModeBlock},
+	}
+	spec := &specs.Spec{Linux: &specs.Linux{Devices: []specs.LinuxDevice{{Path: "/disk", Type: "b", Major: 7, Minor: 3}}}}
+	m, err := volume.New(&config.Config{RunDir: "/run/mooring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := notYetMounted(reqs, spec, m.IsStaging, t.TempDir())
+	if len(got) != 2 || got[0].Name != "fs" || got[1].Name != "raw" {
+		t.Fatalf("got %+v, want fs and raw", got)
+	}
+	if err := refuseBlock(got[:1]); err != nil {
+		t.Fatalf("filesystem volume refused: %v", err)
+	}
+	err = refuseBlock(got)
+	if err == nil || !strings.Contains(err.Error(), `volume "raw": mode block is not served by the OCI hook`) ||
+		!strings.Contains(err.Error(), "mooring-runtime") || !strings.Contains(err.Error(), "mooring-nri") {
+		t.Fatalf("refusal: %v", err)
+	}
+}

@@ -39,7 +39,7 @@ var (
 	volAllocated   = desc("volume_allocated_bytes", "Bytes the volume's image takes on the pool's filesystem.", volumeLabels)
 	volAttachments = desc("volume_attachments", "Containers holding the volume.", volumeLabels)
 	volSnapshots   = desc("volume_snapshots", "Snapshots of the volume.", volumeLabels)
-	poolCapacity   = desc("pool_capacity_bytes", "Capacity of the pool (a loop pool's directory filesystem; a block pool's devices).", poolLabels)
+	poolCapacity   = desc("pool_capacity_bytes", "Capacity of the pool, as mooring pools ls shows it: the configured capacity, else a loop pool's directory filesystem less its reserve, or a block pool's devices.", poolLabels)
 	poolFree       = desc("pool_free_bytes", "Free bytes of a loop pool's directory filesystem.", poolLabels)
 	poolProvision  = desc("pool_provisioned_bytes", "Sum of the provisioned sizes of the pool's volumes.", poolLabels)
 	poolUsed       = desc("pool_used_bytes", "Bytes the pool's images and snapshots take.", poolLabels)
@@ -51,15 +51,24 @@ func desc(name, help string, labels []string) *prometheus.Desc {
 	return prometheus.NewDesc("mooring_"+name, help, labels, nil)
 }
 
+// Source gives the volume and pool figures: a *volume.Manager, or a
+// process that may replace its manager (the NRI plugin, configured by its
+// runtime).
+type Source interface {
+	Stats(ctx context.Context, tenant, name string) ([]volume.VolumeStats, []volume.PoolUsage, error)
+}
+
+var _ Source = (*volume.Manager)(nil)
+
 // Volumes is a prometheus.Collector of the volume and pool figures.
 type Volumes struct {
-	m *volume.Manager
+	m Source
 }
 
 var _ prometheus.Collector = (*Volumes)(nil)
 
 // NewVolumes collects m's figures at every scrape.
-func NewVolumes(m *volume.Manager) *Volumes { return &Volumes{m: m} }
+func NewVolumes(m Source) *Volumes { return &Volumes{m: m} }
 
 // Describe implements prometheus.Collector.
 func (c *Volumes) Describe(ch chan<- *prometheus.Desc) {
@@ -98,11 +107,11 @@ func (c *Volumes) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, p := range pools {
-		l := []string{p.Name, p.Driver}
-		gauge(poolCapacity, p.CapacityBytes, l...)
-		gauge(poolFree, p.FreeBytes, l...)
-		gauge(poolProvision, p.ProvisionedBytes, l...)
-		gauge(poolUsed, p.UsedBytes, l...)
+		l := []string{p.Pool, p.Driver}
+		gauge(poolCapacity, p.Capacity, l...)
+		gauge(poolFree, p.Free, l...)
+		gauge(poolProvision, p.Provisioned, l...)
+		gauge(poolUsed, p.Used+p.Snapshots, l...)
 		gauge(poolVolumes, int64(p.Volumes), l...)
 	}
 }
@@ -166,7 +175,7 @@ func NewRegistry(ops bool) *Registry {
 }
 
 // Watch adds m's volume and pool figures.
-func (r *Registry) Watch(m *volume.Manager) { r.MustRegister(NewVolumes(m)) }
+func (r *Registry) Watch(m Source) { r.MustRegister(NewVolumes(m)) }
 
 // Serve listens on addr (so a bad address fails now) and serves the
 // metrics at /metrics until ctx ends.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,8 +39,15 @@ type Plugin struct {
 	// target check runs (see hook.StageCheckMounts).
 	checkHook string
 
+	// opts make every manager the plugin uses: the one it starts with and
+	// one made from a config the runtime passes (the operation metrics'
+	// observer must count on both).
+	opts []volume.Option
+
 	mu sync.Mutex
 	m  *volume.Manager
+	// runtime is the name the runtime gave in Configure.
+	runtime string
 	// live are the containers known to exist: listed by the last
 	// Synchronize or created since, and not removed since.
 	live   map[string]bool
@@ -47,12 +56,13 @@ type Plugin struct {
 
 // NewPlugin returns a plugin acquiring through m. checkHook is the
 // mooring binary (a host path) that checks, at createRuntime, where the
-// runtime mounted each volume.
-func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, checkHook string) *Plugin {
+// runtime mounted each volume. opts, those m was made with, also make the
+// manager of a config the runtime passes (Configure).
+func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, checkHook string, opts ...volume.Option) *Plugin {
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, live: map[string]bool{}}
+	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, opts: opts, live: map[string]bool{}}
 }
 
 // Configure takes the admin config the runtime passes (the contents of
@@ -60,6 +70,9 @@ func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, check
 // plugin was started with.
 func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api.EventMask, error) {
 	p.log.Info("configured", "runtime", runtime, "version", version, "own config", cfg != "")
+	p.mu.Lock()
+	p.runtime = runtime
+	p.mu.Unlock()
 	if strings.TrimSpace(cfg) == "" {
 		return 0, nil
 	}
@@ -67,7 +80,7 @@ func (p *Plugin) Configure(_ context.Context, cfg, runtime, version string) (api
 	if err != nil {
 		return 0, toRuntime(fmt.Errorf("config from the runtime: %w", err))
 	}
-	m, err := volume.New(c, volume.WithLogger(p.log))
+	m, err := volume.New(c, append([]volume.Option{volume.WithLogger(p.log)}, p.opts...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -82,6 +95,12 @@ func (p *Plugin) manager() *volume.Manager {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.m
+}
+
+// Stats reports the volumes and pools of the current manager (whose
+// config the runtime may have replaced): the metrics read them here.
+func (p *Plugin) Stats(ctx context.Context, tenant, name string) ([]volume.VolumeStats, []volume.PoolUsage, error) {
+	return p.manager().Stats(ctx, tenant, name)
 }
 
 // Synchronize reconciles the journal against the runtime's containers:
@@ -114,6 +133,9 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	if len(reqs) == 0 {
 		return nil, nil, nil
 	}
+	if err := p.checkBlock(reqs); err != nil {
+		return nil, nil, p.refuse(pod, ctr, err)
+	}
 	// Live before Acquire, so a concurrent periodic reconcile never takes
 	// the claim being made.
 	p.setLive(ctr.GetId(), true)
@@ -131,10 +153,35 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 	return adjust, nil, nil
 }
 
+// dropsDeviceRules are runtimes known to apply an adjustment's devices
+// but not its device cgroup rules (CRI-O 1.34, NRI 0.9): there a
+// read-only raw block volume would be writable.
+var dropsDeviceRules = []string{"cri-o"}
+
+// checkBlock refuses, before anything is attached, a read-only raw block
+// volume on a runtime that would not apply its rules. The createRuntime
+// check catches any other runtime that drops them, later.
+func (p *Plugin) checkBlock(reqs []annotations.Volume) error {
+	p.mu.Lock()
+	runtime := p.runtime
+	p.mu.Unlock()
+	if !slices.Contains(dropsDeviceRules, runtime) {
+		return nil
+	}
+	for _, r := range reqs {
+		if r.IsBlock() && r.ReadOnly {
+			return fmt.Errorf("volume %q: a read-only raw block volume needs the plugin's device cgroup rules, which %s does not apply; ask for it read-write, or run the pod on containerd", r.Name, runtime)
+		}
+	}
+	return nil
+}
+
 // adjustment adds a bind mount per staged volume and the createRuntime
 // hook (checkHook, the mooring binary) that applies the target rule to
 // where the runtime mounted them: the runtime resolves each target in a
-// rootfs the plugin never sees.
+// rootfs the plugin never sees. A raw block volume gets a device instead
+// (addBlockDevice); the same check makes sure a read-only one's rules
+// reached the spec.
 func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustment {
 	adjust := &api.ContainerAdjustment{}
 	check := &api.Hook{
@@ -143,11 +190,52 @@ func adjustment(staged []volume.Staged, checkHook string) *api.ContainerAdjustme
 		Timeout: api.Int(checkHookTimeout),
 	}
 	for _, s := range staged {
-		adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
-		check.Args = append(check.Args, s.Source)
+		switch {
+		case s.Block == nil:
+			adjust.AddMount(&api.Mount{Destination: s.Target, Type: "bind", Source: s.Source, Options: s.MountOptions()})
+			check.Args = append(check.Args, s.Source)
+		case s.ReadOnly:
+			check.Args = append(check.Args, fmt.Sprintf("%s%d:%d", hook.ReadOnlyDeviceArg, s.Block.Major, s.Block.Minor))
+			fallthrough
+		default:
+			addBlockDevice(adjust, s)
+		}
 	}
-	adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
+	if len(check.Args) > 3 {
+		adjust.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{check}})
+	}
 	return adjust
+}
+
+// addBlockDevice gives the container a raw block volume's device node at
+// its target, created by the runtime (mooring never writes into the
+// root), with the numbers of exactly the volume's device. The runtime
+// allows the device it adds in the device cgroup ("rwm", whatever the
+// node's mode says), so the plugin's own rules follow that one: allow
+// "rw", or for read-only "r" and a rule that denies writes (the last
+// matching rule wins).
+func addBlockDevice(adjust *api.ContainerAdjustment, s volume.Staged) {
+	major, minor := int64(s.Block.Major), int64(s.Block.Minor)
+	mode, access := os.FileMode(0o660), "rw"
+	if s.ReadOnly {
+		mode, access = 0o440, "r"
+	}
+	var root uint32
+	adjust.AddDevice(&api.LinuxDevice{
+		Path: s.Target, Type: "b", Major: major, Minor: minor,
+		FileMode: api.FileMode(mode), Uid: api.UInt32(root), Gid: api.UInt32(root),
+	})
+	rules := []*api.LinuxDeviceCgroup{{Allow: true, Type: "b", Major: api.Int64(major), Minor: api.Int64(minor), Access: access}}
+	if s.ReadOnly {
+		rules = append(rules, &api.LinuxDeviceCgroup{Allow: false, Type: "b", Major: api.Int64(major), Minor: api.Int64(minor), Access: "w"})
+	}
+	if adjust.Linux == nil {
+		adjust.Linux = &api.LinuxContainerAdjustment{}
+	}
+	if adjust.Linux.Resources == nil {
+		adjust.Linux.Resources = &api.LinuxResources{}
+	}
+	adjust.Linux.Resources.Devices = append(adjust.Linux.Resources.Devices, rules...)
 }
 
 // podOwner is the plugin's owner of a container: its id, scoped by the

@@ -51,23 +51,25 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("component", "nri")
-	opts := []volume.Option{volume.WithLogger(log)}
+	// Operation counters only here, in the long-running process that runs
+	// the operations (the textfile of hook and shim hosts has none).
+	var observe []volume.Option
 	var reg *metrics.Registry
 	if *metricsAddr != "" {
 		reg = metrics.NewRegistry(true)
-		opts = append(opts, volume.WithObserver(reg.Operations))
+		observe = append(observe, volume.WithObserver(reg.Operations))
 	}
-	m, err := volume.New(cfg, opts...)
+	m, err := volume.New(cfg, append([]volume.Option{volume.WithLogger(log)}, observe...)...)
 	if err != nil {
 		return err
 	}
+	p := NewPlugin(m, log, *timeout, hookPath, observe...)
 	if reg != nil {
-		reg.Watch(m)
+		reg.Watch(p)
 		if err := reg.Serve(ctx, *metricsAddr, log); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
-	p := NewPlugin(m, log, *timeout, hookPath)
 	go p.reconcileEvery(ctx, *interval)
 
 	preRegistered := os.Getenv(api.PluginSocketEnvVar) != ""

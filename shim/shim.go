@@ -190,8 +190,9 @@ func request(cfg *config.Config, s *spec) ([]annotations.Volume, string, error) 
 	return nil, "", nil
 }
 
-// rewrite adds the staged volumes' mounts (see specMounts) that the spec
-// does not have yet (a retried create), and the poststop hook that
+// rewrite adds the staged volumes' mounts (see specMounts) and raw block
+// nodes (specDevices) that the spec does not have yet (a retried create),
+// and the poststop hook that
 // releases them (as the shim's owner in the runtime root scope).
 func rewrite(s *spec, staged []volume.Staged, dest map[string]string, scope string) error {
 	mounts, err := specMounts(staged, dest)
@@ -203,6 +204,15 @@ func rewrite(s *spec, staged []volume.Staged, dest map[string]string, scope stri
 			continue
 		}
 		if err := s.addMount(mnt); err != nil {
+			return err
+		}
+	}
+	nodes, err := specDevices(staged, dest)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := s.addBlockNode(n); err != nil {
 			return err
 		}
 	}

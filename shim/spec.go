@@ -171,13 +171,59 @@ func (s *spec) rootPath(bundle string) (string, error) {
 func specMounts(staged []volume.Staged, dest map[string]string) ([]specs.Mount, error) {
 	mounts := make([]specs.Mount, 0, len(staged))
 	for _, st := range staged {
-		d, ok := dest[st.Target]
-		if !ok {
-			return nil, fmt.Errorf("volume %s: target %s was not resolved in the rootfs", st.Volume, st.Target)
+		if st.Block != nil {
+			continue // specDevices
+		}
+		d, err := destination(st, dest)
+		if err != nil {
+			return nil, err
 		}
 		mounts = append(mounts, specs.Mount{Destination: d, Type: "bind", Source: st.Source, Options: st.MountOptions()})
 	}
 	return mounts, nil
+}
+
+func destination(st volume.Staged, dest map[string]string) (string, error) {
+	d, ok := dest[st.Target]
+	if !ok {
+		return "", fmt.Errorf("volume %s: target %s was not resolved in the rootfs", st.Volume, st.Target)
+	}
+	return d, nil
+}
+
+// blockNode is what the spec gets for a raw block volume: the node the
+// runtime creates at the resolved target (mooring never writes into the
+// root) and the device cgroup rule that lets the container use exactly
+// that device, without write when read-only. Both carry the numbers of
+// the volume's own device, from the core.
+type blockNode struct {
+	device specs.LinuxDevice
+	rule   specs.LinuxDeviceCgroup
+}
+
+// specDevices maps the staged raw block volumes to their nodes and rules.
+func specDevices(staged []volume.Staged, dest map[string]string) ([]blockNode, error) {
+	var nodes []blockNode
+	for _, st := range staged {
+		if st.Block == nil {
+			continue
+		}
+		d, err := destination(st, dest)
+		if err != nil {
+			return nil, err
+		}
+		major, minor := int64(st.Block.Major), int64(st.Block.Minor)
+		mode, access := os.FileMode(0o660), "rw"
+		if st.ReadOnly {
+			mode, access = 0o440, "r"
+		}
+		var root uint32
+		nodes = append(nodes, blockNode{
+			device: specs.LinuxDevice{Path: d, Type: "b", Major: major, Minor: minor, FileMode: &mode, UID: &root, GID: &root},
+			rule:   specs.LinuxDeviceCgroup{Allow: true, Type: "b", Major: &major, Minor: &minor, Access: access},
+		})
+	}
+	return nodes, nil
 }
 
 // resolveTargets applies the target rule in the container's rootfs before
@@ -202,16 +248,118 @@ func resolveTargets(rootPath string, reqs []annotations.Volume) (map[string]stri
 	resolved := make(map[string]string, len(reqs))
 	by := make(map[string]string, len(reqs))
 	for _, r := range reqs {
-		t, err := oci.MkdirInRoot(root, r.Target)
+		inRoot, err := resolveTarget(root, r)
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: target %s: %w", r.Name, r.Target, err)
 		}
-		t.File.Close()
-		if other, dup := by[t.InRoot]; dup {
-			return nil, fmt.Errorf("volume %s: target %s resolves to %s, like volume %s's", r.Name, r.Target, t.InRoot, other)
+		if other, dup := by[inRoot]; dup {
+			return nil, fmt.Errorf("volume %s: target %s resolves to %s, like volume %s's", r.Name, r.Target, inRoot, other)
 		}
-		by[t.InRoot] = r.Name
-		resolved[r.Target] = t.InRoot
+		by[inRoot] = r.Name
+		resolved[r.Target] = inRoot
 	}
 	return resolved, nil
+}
+
+// resolveTarget is one volume's destination in the root: a directory to
+// mount on, or for a raw block volume a free path for the runtime's node.
+func resolveTarget(root *os.File, r annotations.Volume) (string, error) {
+	if r.IsBlock() {
+		return oci.FreeInRoot(root, r.Target)
+	}
+	t, err := oci.MkdirInRoot(root, r.Target)
+	if err != nil {
+		return "", err
+	}
+	t.File.Close()
+	return t.InRoot, nil
+}
+
+// addBlockNode adds a raw block volume's node to linux.devices and its
+// rule at the end of linux.resources.devices (after the spec's own
+// deny-all), keeping every other field of linux as it is. A retried
+// create finds the node there and adds nothing; a node of another device
+// at the same path is refused.
+func (s *spec) addBlockNode(n blockNode) error {
+	linux, err := object(s.top, "linux")
+	if err != nil {
+		return err
+	}
+	devs, err := list(linux, "devices")
+	if err != nil {
+		return fmt.Errorf("linux: %w", err)
+	}
+	for _, raw := range devs {
+		var d specs.LinuxDevice
+		if json.Unmarshal(raw, &d) != nil || d.Path != n.device.Path {
+			continue
+		}
+		if d.Type == n.device.Type && d.Major == n.device.Major && d.Minor == n.device.Minor {
+			return nil
+		}
+		return fmt.Errorf("linux.devices has another device at %s", d.Path)
+	}
+	resources, err := object(linux, "resources")
+	if err != nil {
+		return fmt.Errorf("linux: %w", err)
+	}
+	rules, err := list(resources, "devices")
+	if err != nil {
+		return fmt.Errorf("linux.resources: %w", err)
+	}
+	if devs, err = appendJSON(devs, n.device); err != nil {
+		return err
+	}
+	if rules, err = appendJSON(rules, n.rule); err != nil {
+		return err
+	}
+	if err := setJSON(resources, "devices", rules); err != nil {
+		return err
+	}
+	if err := setJSON(linux, "devices", devs); err != nil {
+		return err
+	}
+	if err := setJSON(linux, "resources", resources); err != nil {
+		return err
+	}
+	return setJSON(s.top, "linux", linux)
+}
+
+// object decodes the JSON object at m[key]; missing or null is empty.
+func object(m map[string]json.RawMessage, key string) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	if raw, ok := m[key]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return out, nil
+}
+
+// list decodes the JSON array at m[key]; missing or null is empty.
+func list(m map[string]json.RawMessage, key string) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	if raw, ok := m[key]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return out, nil
+}
+
+func appendJSON(l []json.RawMessage, v any) ([]json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(l, raw), nil
+}
+
+func setJSON(m map[string]json.RawMessage, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	m[key] = raw
+	return nil
 }

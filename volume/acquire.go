@@ -123,7 +123,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 	if err != nil {
 		return Staged{}, nil, false, err
 	}
-	mounted, err := m.dev.Mounts.Mounted(staging)
+	mounted, blockDev, err := m.isStaged(ctx, rec)
 	if err != nil {
 		return Staged{}, nil, false, err
 	}
@@ -144,14 +144,20 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		if mine != nil {
 			// A retry: keep the original claim, refresh what the retry says.
 			att.Since, att.Device, att.Backend = mine.Since, mine.Device, mine.Backend
-			return st, nil, false, m.j.updateAttachment(att)
+		} else {
+			att.Device, att.Backend = deviceOfClaims(claims)
 		}
-		att.Device, att.Backend = deviceOfClaims(claims)
+		if blockDev != nil {
+			att.Device, att.Major, att.Minor = blockDev.Path, blockDev.Major, blockDev.Minor
+		}
+		if mine != nil {
+			return withBlock(st, rec, att), nil, false, m.j.updateAttachment(att)
+		}
 		if err := m.j.writeAttachment(att); err != nil {
 			return Staged{}, nil, false, err
 		}
 		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.Key())
-		return st, &att, created, nil
+		return withBlock(st, rec, att), &att, created, nil
 	}
 	if mounted {
 		// Mounted but nobody finished staging it: a crashed Acquire. We hold
@@ -167,7 +173,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		return Staged{}, nil, false, err
 	}
 	m.log.Info("volume staged", "volume", rec.Key(), "owner", owner.Key(), "device", att.Device, "staging", staging)
-	return st, &att, created, nil
+	return withBlock(st, rec, att), &att, created, nil
 }
 
 // deviceOfClaims is the device (and its driver's state) the volume's
@@ -252,6 +258,9 @@ func (m *Manager) stage(ctx context.Context, rec *VolumeRecord, att *Attachment)
 		if err := m.j.writeAttachment(*att); err != nil {
 			return err
 		}
+	}
+	if rec.IsBlock() {
+		return m.stageBlock(ctx, rec, att, a.Hold, b.FormatsOnlyZeroed())
 	}
 	if err := m.prepareFilesystem(ctx, rec, dev, b.FormatsOnlyZeroed()); err != nil {
 		return err

@@ -50,13 +50,30 @@ func (m *Manager) checkExisting(tenant string, req Request, rec VolumeRecord) er
 	if _, err := m.poolFor(tenant, rec.Pool); err != nil {
 		return err
 	}
+	if err := checkMode(rec, req); err != nil {
+		return err
+	}
 	if req.FS != "" && req.FS != rec.FS {
 		return fmt.Errorf("%s has filesystem %s, the request asks for %s", rec.Key(), rec.FS, req.FS)
 	}
 	return nil
 }
 
-// newVolumeSpec is the size and filesystem a new volume of pool gets.
+// checkMode refuses a request for a volume in the other mode: a volume is
+// a raw block device or a filesystem for life (a filesystem handed out
+// raw could be overwritten, a raw device mounted could hold anything).
+func checkMode(rec VolumeRecord, req Request) error {
+	if rec.IsBlock() == req.IsBlock() {
+		return nil
+	}
+	if rec.IsBlock() {
+		return fmt.Errorf("%s is a raw block volume (mode block), the request asks for a filesystem; ask with mode: block", rec.Key())
+	}
+	return fmt.Errorf("%s is a filesystem volume, the request asks for mode block; a volume keeps the mode it was created with", rec.Key())
+}
+
+// newVolumeSpec is the size and filesystem a new volume of pool gets (no
+// filesystem for a raw block volume).
 func newVolumeSpec(req Request, pool config.Pool) (int64, string, error) {
 	size := int64(req.Size)
 	if size == 0 {
@@ -67,6 +84,9 @@ func newVolumeSpec(req Request, pool config.Pool) (int64, string, error) {
 	}
 	if size > pool.MaxSize {
 		return 0, "", fmt.Errorf("%w: %s asked, pool %q allows at most %s", ErrTooLarge, vocab.Size(size), pool.Name, vocab.Size(pool.MaxSize))
+	}
+	if req.IsBlock() {
+		return size, "", nil // no filesystem: the tenant manages the device
 	}
 	fs := req.FS
 	if fs == "" {
@@ -154,11 +174,14 @@ type PoolUsage struct {
 	// Used is what the volumes really take: allocated blocks of the images
 	// (loop), the whole devices (block).
 	Used int64 `json:"used"`
+	// Snapshots is what the volumes' snapshot images take.
+	Snapshots int64 `json:"snapshots,omitempty"`
 	// Free is the free space of the pool directory's filesystem (loop).
 	Free int64 `json:"free,omitempty"`
 }
 
-// Pools reports every pool's usage, by pool name.
+// Pools reports every pool's usage, by pool name: the one source of pool
+// figures (mooring pools ls, volume stats, the metrics).
 func (m *Manager) Pools(ctx context.Context) ([]PoolUsage, error) {
 	vols, err := m.volumes(ctx)
 	if err != nil {
@@ -189,6 +212,11 @@ func (m *Manager) Pools(ctx context.Context) ([]PoolUsage, error) {
 			u.Provisioned += v.Size
 			used, _ := m.Used(ctx, v) // an image gone missing takes no space
 			u.Used += used
+			snaps, err := m.snapshotBytes(v)
+			if err != nil {
+				return nil, err
+			}
+			u.Snapshots += snaps
 		}
 		out = append(out, u)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/config"
 )
 
@@ -74,7 +75,12 @@ func (m *Manager) createVolume(ctx context.Context, tenant string, req Request, 
 	}
 	rec := VolumeRecord{
 		ID: id, Tenant: tenant, Name: req.Name, Pool: pool.Name, Driver: pool.Driver,
-		Size: size, FS: fsType, FSUUID: uuid.NewString(), Created: time.Now().UTC(),
+		Size: size, FS: fsType, Created: time.Now().UTC(),
+	}
+	if req.IsBlock() {
+		rec.Mode = annotations.ModeBlock
+	} else {
+		rec.FSUUID = uuid.NewString()
 	}
 	lock, err := m.lockPool(ctx, pool.Name)
 	if err != nil {

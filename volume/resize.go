@@ -235,6 +235,9 @@ func (m *Manager) growFailed(ctx context.Context, rec *VolumeRecord, err error) 
 }
 
 func loopOnly(rec VolumeRecord, op string) error {
+	if rec.IsBlock() {
+		return fmt.Errorf("%s: %w: %s is a raw block volume; mooring does not know what its container keeps on it", op, ErrNotSupported, rec.Key())
+	}
 	if rec.Driver != config.DriverLoop {
 		return fmt.Errorf("%s: %w: pool %q uses driver %q ; %s needs a loop pool", op, ErrNotSupported, rec.Pool, rec.Driver, op)
 	}

@@ -275,7 +275,7 @@ func TestRootStats(t *testing.T) {
 	if idle.Filesystem != nil || idle.ProvisionedBytes != 1<<30 {
 		t.Fatalf("detached volume: %+v", idle)
 	}
-	if p := pools[0]; p.ProvisionedBytes != 2<<30 || p.Volumes != 2 || p.UsedBytes < used.AllocatedBytes || p.CapacityBytes == 0 {
+	if p := pools[0]; p.Provisioned != 2<<30 || p.Volumes != 2 || p.Used < used.AllocatedBytes || p.Capacity == 0 {
 		t.Fatalf("pool: %+v", p)
 	}
 	mustRelease(t, m, "c")

@@ -3,12 +3,10 @@ package volume
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mooring-dev/mooring/config"
 	"github.com/mooring-dev/mooring/devices"
 )
 
@@ -48,22 +46,9 @@ type FilesystemStats struct {
 	InodesFree     int64 `json:"inodesFree"`
 }
 
-// PoolStats are one pool's totals.
-type PoolStats struct {
-	Name   string `json:"name"`
-	Driver string `json:"driver"`
-	// CapacityBytes and FreeBytes of the loop pool's directory filesystem
-	// (for a block pool: the listed devices' total, and zero).
-	CapacityBytes    int64 `json:"capacityBytes"`
-	FreeBytes        int64 `json:"freeBytes"`
-	ProvisionedBytes int64 `json:"provisionedBytes"`
-	UsedBytes        int64 `json:"usedBytes"`
-	Volumes          int   `json:"volumes"`
-}
-
 // Stats reports every volume (or only tenant/name when name is set) and
-// every pool.
-func (m *Manager) Stats(ctx context.Context, tenant, name string) ([]VolumeStats, []PoolStats, error) {
+// every pool (Pools).
+func (m *Manager) Stats(ctx context.Context, tenant, name string) ([]VolumeStats, []PoolUsage, error) {
 	vols, err := m.volumes(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -72,36 +57,25 @@ func (m *Manager) Stats(ctx context.Context, tenant, name string) ([]VolumeStats
 	if err != nil {
 		return nil, nil, err
 	}
-	pools := map[string]*PoolStats{}
-	for _, p := range m.cfg.Pools {
-		pools[p.Name] = m.poolStats(p)
-	}
 	var out []VolumeStats
-	found := false
 	for _, v := range vols {
+		if name != "" && (v.Tenant != tenant || v.Name != name) {
+			continue
+		}
 		vs, err := m.volumeStats(ctx, v, atts)
 		if err != nil {
 			return nil, nil, err
 		}
-		if p := pools[v.Pool]; p != nil {
-			p.ProvisionedBytes += vs.ProvisionedBytes
-			p.UsedBytes += vs.AllocatedBytes + vs.SnapshotBytes
-			p.Volumes++
-		}
-		if name == "" || (v.Tenant == tenant && v.Name == name) {
-			out = append(out, vs)
-			found = true
-		}
+		out = append(out, vs)
 	}
-	if name != "" && !found {
+	if name != "" && out == nil {
 		return nil, nil, fmt.Errorf("%s/%s: %w", tenant, name, ErrNotFound)
 	}
-	ps := make([]PoolStats, 0, len(pools))
-	for _, p := range pools {
-		ps = append(ps, *p)
+	pools, err := m.Pools(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Slice(ps, func(a, b int) bool { return ps[a].Name < ps[b].Name })
-	return out, ps, nil
+	return out, pools, nil
 }
 
 func (m *Manager) volumeStats(ctx context.Context, v VolumeRecord, atts []Attachment) (VolumeStats, error) {
@@ -111,19 +85,14 @@ func (m *Manager) volumeStats(ctx context.Context, v VolumeRecord, atts []Attach
 			vs.Attachments++
 		}
 	}
-	if v.Driver == config.DriverLoop {
-		vs.AllocatedBytes, _ = devices.Allocated(v.Backing) // a missing image takes nothing
-	} else {
-		vs.AllocatedBytes = v.Size
-	}
+	vs.AllocatedBytes, _ = m.Used(ctx, v) // as Pools counts it; a missing image takes nothing
 	snaps, err := m.j.snapshotsOf(v.ID)
 	if err != nil {
 		return vs, err
 	}
 	vs.Snapshots = len(snaps)
-	for _, s := range snaps {
-		n, _ := devices.Allocated(s.Backing)
-		vs.SnapshotBytes += n
+	if vs.SnapshotBytes, err = m.snapshotBytes(v); err != nil {
+		return vs, err
 	}
 	if vs.LastError, err = m.lastError(v.Tenant, v.Name); err != nil {
 		return vs, err
@@ -154,19 +123,16 @@ func (m *Manager) volumeStats(ctx context.Context, v VolumeRecord, atts []Attach
 	return vs, nil
 }
 
-func (m *Manager) poolStats(p config.Pool) *PoolStats {
-	ps := &PoolStats{Name: p.Name, Driver: p.Driver}
-	if p.Driver != config.DriverLoop {
-		for _, d := range p.Devices {
-			if _, _, size, err := m.dev.Blocks.Stat(d); err == nil {
-				ps.CapacityBytes += size
-			}
-		}
-		return ps
+// snapshotBytes is what the volume's snapshot images take.
+func (m *Manager) snapshotBytes(v VolumeRecord) (int64, error) {
+	snaps, err := m.j.snapshotsOf(v.ID)
+	if err != nil {
+		return 0, err
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(m.cfg.PoolDirectory(p.Name), &st); err == nil {
-		ps.CapacityBytes, ps.FreeBytes = int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
+	var n int64
+	for _, s := range snaps {
+		a, _ := devices.Allocated(s.Backing) // a missing image takes nothing
+		n += a
 	}
-	return ps
+	return n, nil
 }

@@ -61,6 +61,9 @@ type VolumeRecord struct {
 	FS        string `json:"fs"`
 	FSUUID    string `json:"fsUUID"`
 	Formatted bool   `json:"formatted"` // formatted by us
+	// Mode is annotations.ModeBlock for a raw block volume (no FS, never
+	// formatted or checked), empty for a filesystem; fixed at creation.
+	Mode string `json:"mode,omitempty"`
 	// Used is set, under the volume lock, before the first claim that did
 	// not create the volume is recorded: from then on the volume may hold
 	// someone's data and a failed Acquire never discards it.
@@ -69,6 +72,9 @@ type VolumeRecord struct {
 	// Data services (resize.go, snapshot.go, export.go).
 	DataState
 }
+
+// IsBlock reports whether the volume is a raw block volume.
+func (v VolumeRecord) IsBlock() bool { return v.Mode == annotations.ModeBlock }
 
 // Key is the volume's name as tenants and admins write it: tenant/name.
 func (v VolumeRecord) Key() string { return v.Tenant + "/" + v.Name }
@@ -94,12 +100,16 @@ type Attachment struct {
 	Pool string `json:"pool,omitempty"`
 	// Backend is what the pool's driver needs to detach the device (for
 	// example the pid and start time of a userspace helper).
-	Backend  json.RawMessage `json:"backend,omitempty"`
-	Staging  string          `json:"staging"`
-	Target   string          `json:"target"`
-	ReadOnly bool            `json:"readOnly,omitempty"`
-	Step     Step            `json:"step"`
-	Since    time.Time       `json:"since"`
+	Backend json.RawMessage `json:"backend,omitempty"`
+	// Major and Minor of Device, for raw block volumes: the numbers the
+	// container's device node and cgroup rule get.
+	Major    uint32    `json:"major,omitempty"`
+	Minor    uint32    `json:"minor,omitempty"`
+	Staging  string    `json:"staging"`
+	Target   string    `json:"target"`
+	ReadOnly bool      `json:"readOnly,omitempty"`
+	Step     Step      `json:"step"`
+	Since    time.Time `json:"since"`
 
 	// file is the journal file the record was read from (records written
 	// before owners had scopes are named by the id alone).
@@ -115,6 +125,17 @@ type Staged struct {
 	Target   string // path inside the container
 	ReadOnly bool
 	FS       string
+	// Block is set for a raw block volume: the container gets this
+	// device's node at Target instead of a mount of Source (empty).
+	Block *BlockDevice
+}
+
+// BlockDevice is the host device of a staged raw block volume: exactly
+// the volume's device (its loop device, or the pool device it was made
+// on), never one a request named.
+type BlockDevice struct {
+	Path         string
+	Major, Minor uint32
 }
 
 // MountOptions are the bind mount options that bring s into a container:

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/cyphar/filepath-securejoin/pathrs-lite/procfs"
@@ -28,12 +31,7 @@ func CheckInRoot(root, resolved string) (string, error) {
 	if inside == "" || inside == "/" {
 		return "", errors.New("target resolves to the container's root")
 	}
-	for _, f := range Forbidden {
-		if inside == f || strings.HasPrefix(inside, f+"/") {
-			return "", fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
-		}
-	}
-	return inside, nil
+	return inside, forbidden(inside)
 }
 
 // Target is a mount target resolved inside a container root.
@@ -95,4 +93,45 @@ func locate(root, f *os.File) (*Target, error) {
 		return nil, err
 	}
 	return &Target{File: f, Path: resolved, InRoot: inRoot}, nil
+}
+
+// FreeInRoot prepares target for a node the runtime creates (a raw block
+// volume's device, from linux.devices): its parent is created inside root
+// like MkdirInRoot (a parent that is the root itself needs nothing), and
+// nothing may be at target yet, not even a symlink: the runtime keeps
+// whatever it finds there, and the container would use the image's file
+// for its volume. It returns the target relative to the root with every
+// symlink of its parent resolved.
+func FreeInRoot(root *os.File, target string) (string, error) {
+	dir, base := path.Split(target)
+	dir = path.Clean(dir)
+	parent, inRoot := root, "/"
+	if dir != "/" {
+		t, err := MkdirInRoot(root, dir)
+		if err != nil {
+			return "", err
+		}
+		defer t.File.Close()
+		parent, inRoot = t.File, t.InRoot
+	}
+	var st unix.Stat_t
+	err := unix.Fstatat(int(parent.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil:
+		return "", fmt.Errorf("%s exists in the image; a raw block volume's target must be a free path (the device node is created there)", path.Join(inRoot, base))
+	case !errors.Is(err, unix.ENOENT):
+		return "", fmt.Errorf("check target inside the container root: %w", err)
+	}
+	inside := path.Join(inRoot, base)
+	return inside, forbidden(inside)
+}
+
+// forbidden refuses an in-root path at or under a Forbidden one.
+func forbidden(inside string) error {
+	for _, f := range Forbidden {
+		if inside == f || strings.HasPrefix(inside, f+"/") {
+			return fmt.Errorf("target resolves to %s (through a symlink in the image); refusing", inside)
+		}
+	}
+	return nil
 }

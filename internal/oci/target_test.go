@@ -132,3 +132,55 @@ func newRootfs(t *testing.T, link string) string {
 	}
 	return rootfs
 }
+
+// TestFreeInRoot: a raw block volume's node goes to a free path; its
+// parent resolves like a mount target, and anything already at the
+// target (a file, a directory, a symlink of the image) is refused.
+func TestFreeInRoot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		link    string // /data in the image points here ("" = no link)
+		target  string
+		inRoot  string
+		wantErr string
+	}{
+		{"at the top", "", "/disk", "/disk", ""},
+		{"new parents", "", "/a/b/disk", "/a/b/disk", ""},
+		{"parent through a link", "/srv/real", "/data/disk", "/srv/real/disk", ""},
+		{"parent climbing out", "../../../srv/real", "/data/disk", "/srv/real/disk", ""},
+		{"link at the target", "/srv/real/disk", "/data", "", "/data exists in the image"},
+		{"dangling link at the target", "/nowhere", "/data", "", "/data exists in the image"},
+		{"directory at the target", "", "/srv/real", "", "/srv/real exists in the image"},
+		{"parent into dev", "/dev", "/data/vdb", "", "resolves to /dev"},
+		{"parent into sys", "/sys/fs", "/data/disk", "", "resolves to /sys/fs"},
+		{"parent is the root", "/", "/data/disk", "", "the container's root"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rootfs := newRootfs(t, tc.link)
+			got, err := FreeInRoot(openRoot(t, rootfs), tc.target)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %q, %v; want refusal %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.inRoot {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.inRoot)
+			}
+			if _, err := os.Lstat(filepath.Join(rootfs, tc.inRoot)); !os.IsNotExist(err) {
+				t.Fatalf("FreeInRoot created the target itself: %v", err)
+			}
+		})
+	}
+}
+
+// openRoot opens a test rootfs, closed when the test ends.
+func openRoot(t *testing.T, rootfs string) *os.File {
+	t.Helper()
+	root, err := os.Open(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
+}

@@ -45,6 +45,7 @@ type Kernel struct {
 type loopDev struct {
 	backing, tag string
 	holds        int
+	persist      bool // autoclear cleared
 }
 
 // Block is a block device's numbers and size.
@@ -75,7 +76,7 @@ func (k *Kernel) release(dev string) {
 		return
 	}
 	l.holds--
-	if l.holds <= 0 {
+	if l.holds <= 0 && !l.persist {
 		delete(k.loops, dev) // autoclear
 	}
 }
@@ -101,6 +102,14 @@ type loop struct {
 }
 
 func (l *loop) Path() string { return l.path }
+func (l *loop) Persist() error {
+	l.k.mu.Lock()
+	defer l.k.mu.Unlock()
+	if d, ok := l.k.loops[l.path]; ok {
+		d.persist = true
+	}
+	return nil
+}
 func (l *loop) Close() error {
 	l.once.Do(func() {
 		l.k.mu.Lock()
@@ -129,7 +138,8 @@ func (k *Kernel) List(ctx context.Context, prefix string) ([]devices.LoopInfo, e
 	var out []devices.LoopInfo
 	for p, l := range k.loops {
 		if len(l.tag) >= len(prefix) && l.tag[:len(prefix)] == prefix {
-			out = append(out, devices.LoopInfo{Path: p, Backing: l.backing, Tag: l.tag})
+			n, _ := loopNumber(p)
+			out = append(out, devices.LoopInfo{Path: p, Number: n, Backing: l.backing, Tag: l.tag, Major: loopMajor, Minor: uint32(n)})
 		}
 	}
 	return out, nil
@@ -235,9 +245,28 @@ func (k *Kernel) Mounted(target string) (bool, error) {
 	return ok, nil
 }
 
+// loopMajor is the loop driver's block major.
+const loopMajor = 7
+
+func loopNumber(path string) (int, bool) {
+	var n int
+	_, err := fmt.Sscanf(path, "/dev/loop%d", &n)
+	return n, err == nil
+}
+
+// Stat implements devices.Blocks: the Blocks map, and attached loops
+// (major 7, minor their number).
 func (k *Kernel) Stat(path string) (uint32, uint32, int64, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if l, ok := k.loops[path]; ok {
+		n, _ := loopNumber(path)
+		st, err := os.Stat(l.backing)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		return loopMajor, uint32(n), st.Size(), nil
+	}
 	b, ok := k.Blocks[path]
 	if !ok {
 		return 0, 0, 0, fmt.Errorf("%s: not a block device", path)
