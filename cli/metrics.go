@@ -1,44 +1,61 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
-
-	"github.com/prometheus/common/expfmt"
-
-	"github.com/mooring-dev/mooring/metrics"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 )
 
-// metrics: metrics [--textfile DIR]. It reports the volume and pool
-// figures; operation counters live in the processes that run operations
-// (mooring-nri --metrics-addr).
+// metricsBinary is the command that renders metrics: a binary of its own,
+// so that the mooring binary (which every container start runs as the
+// hook) does not link the Prometheus client, whose initialisation alone
+// cost more than a hook's Acquire (docs/BENCHMARKS.md).
+const metricsBinary = "mooring-metrics"
+
+// metrics: metrics [--textfile DIR], run by mooring-metrics next to this
+// binary (else on PATH) with this command's config and state dir.
 func (e *env) metrics(args []string) error {
-	fs := flags("metrics")
-	dir := fs.String("textfile", "", "write DIR/"+metrics.TextfileName+" atomically for node_exporter's textfile collector")
-	pos, err := parse(fs, args)
+	path, err := sibling(metricsBinary)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return fmt.Errorf("%w: metrics [--textfile DIR]", ErrUsage)
+	var argv []string
+	if e.g.configPath != "" {
+		argv = append(argv, "--config", e.g.configPath)
 	}
-	m, err := e.manager()
+	if e.g.stateDir != "" {
+		argv = append(argv, "--state-dir", e.g.stateDir)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(e.ctx, path, append(argv, args...)...)
+	cmd.Stdout, cmd.Stderr = e.stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && stderr.Len() > 0 {
+		// Its one-line error is this command's.
+		return errors.New(strings.TrimPrefix(strings.TrimSpace(stderr.String()), metricsBinary+": "))
+	}
 	if err != nil {
-		return err
-	}
-	reg := metrics.NewRegistry(false)
-	reg.Watch(m)
-	if *dir != "" {
-		return metrics.WriteTextfile(*dir, reg)
-	}
-	families, err := reg.Gather()
-	if err != nil {
-		return err
-	}
-	enc := expfmt.NewEncoder(e.stdout, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range families {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
+		return fmt.Errorf("run %s: %w", metricsBinary, err)
 	}
 	return nil
+}
+
+// sibling finds a mooring binary installed next to this one, else on PATH.
+func sibling(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is not installed next to mooring nor on PATH (make install installs it): %w", name, err)
+	}
+	return p, nil
 }
