@@ -102,6 +102,8 @@ func TestParseRefuses(t *testing.T) {
 		{"bad capacity", pool + `capacity = "lots"`, "capacity"},
 		{"zero max volumes", pool + `max_volumes = 0`, "max_volumes 0: must be more than zero"},
 		{"bad global max bytes", `max_bytes = "-1"` + pool, "max_bytes"},
+		{"bad cache", pool + `cache = "writeback"`, `cache "writeback"`},
+		{"preallocate in block pool", "[pools.default]\ndriver = \"block\"\ndevices = [\"/dev/vdb\"]\npreallocate = true", `preallocate and cache: only for driver "loop"`},
 		{"bad node name", `node_name = "a:b"` + pool, `node_name "a:b"`},
 		{"rbd without rados pool", "[pools.default]\ndriver = \"rbd\"", `rados_pool ""`},
 		{"rbd bad map", "[pools.default]\ndriver = \"rbd\"\nrados_pool = \"rbd\"\nmap = \"iscsi\"", `map "iscsi"`},

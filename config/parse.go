@@ -63,6 +63,8 @@ type poolFile struct {
 	Capacity       string   `toml:"capacity"`
 	MaxVolumes     *int     `toml:"max_volumes"`
 	MaxBytes       string   `toml:"max_bytes"`
+	Preallocate    bool     `toml:"preallocate"`
+	Cache          string   `toml:"cache"`
 	CephConf       string   `toml:"ceph_conf"`
 	CephClient     string   `toml:"ceph_client"`
 	RadosPool      string   `toml:"rados_pool"`
@@ -186,6 +188,14 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		Tenants:       pf.Tenants,
 		Filesystems:   pf.Filesystems,
 		GrowOnRequest: pf.GrowOnRequest,
+		Preallocate:   pf.Preallocate,
+		Cache:         orDefault(pf.Cache, CacheDirect),
+	}
+	if p.Driver != DriverLoop && (pf.Preallocate || pf.Cache != "") {
+		return Pool{}, fmt.Errorf("preallocate and cache: only for driver %q", DriverLoop)
+	}
+	if p.Cache != CacheDirect && p.Cache != CacheBuffered {
+		return Pool{}, fmt.Errorf("cache %q: must be %q or %q", p.Cache, CacheDirect, CacheBuffered)
 	}
 	// Creating on demand lets every admitted tenant make volumes by naming
 	// them: on by default only where the admin said who the tenants are

@@ -59,6 +59,12 @@ type Config struct {
 	Pools map[string]Pool
 }
 
+// Loop device caching of a loop pool (key cache).
+const (
+	CacheDirect   = "direct"
+	CacheBuffered = "buffered"
+)
+
 // RBD is how a node reaches the Ceph cluster of an rbd pool.
 type RBD struct {
 	// CephConf is the ceph.conf path; ClientID the Ceph client id without
@@ -111,6 +117,12 @@ type Pool struct {
 	// (count and sum of sizes); 0 means no limit.
 	MaxVolumes int
 	MaxBytes   int64
+	// Preallocate makes loop images fully allocated (fallocate) instead
+	// of sparse.
+	Preallocate bool
+	// Cache is how a loop pool's devices use the host's page cache:
+	// CacheDirect (default) or CacheBuffered.
+	Cache string
 	// RBD is set for DriverRBD pools.
 	RBD *RBD
 }

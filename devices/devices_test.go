@@ -37,7 +37,7 @@ func image(t testing.TB, size int64) string {
 // needed, detaches only this device.
 func attach(t testing.TB, img, tag string) Loop {
 	t.Helper()
-	l, err := NewLoops().Attach(context.Background(), img, tag)
+	l, err := NewLoops().Attach(context.Background(), img, tag, CacheDirect)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestLoopRefusesUnsafeBacking(t *testing.T) {
 			dir := filepath.Dir(img)
 			tc.setup(t, dir, img)
 			tag := testTagPrefix + "unsafe"
-			l, err := NewLoops().Attach(context.Background(), img, tag)
+			l, err := NewLoops().Attach(context.Background(), img, tag, CacheDirect)
 			if err == nil {
 				l.Close()
 				NewLoops().Detach(context.Background(), l.Path(), tag)
@@ -374,7 +374,7 @@ func BenchmarkAttachDetach(b *testing.B) {
 	img := image(b, 1<<30)
 	loops := NewLoops()
 	for i := 0; i < b.N; i++ {
-		l, err := loops.Attach(context.Background(), img, testTagPrefix+"bench")
+		l, err := loops.Attach(context.Background(), img, testTagPrefix+"bench", CacheDirect)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -56,7 +56,7 @@ func (l *loopDevice) Persist() error {
 // Attach implements Loops. A failed LOOP_CONFIGURE leaves the device
 // unbound, so it is never followed by LOOP_CLR_FD: that could detach a
 // device another process bound in the meantime.
-func (d *LoopDevices) Attach(ctx context.Context, backing, tag string) (Loop, error) {
+func (d *LoopDevices) Attach(ctx context.Context, backing, tag string, cache Cache) (Loop, error) {
 	if len(tag) >= unix.LO_NAME_SIZE {
 		return nil, fmt.Errorf("loop tag %q: longer than %d bytes", tag, unix.LO_NAME_SIZE-1)
 	}
@@ -90,8 +90,8 @@ func (d *LoopDevices) Attach(ctx context.Context, backing, tag string) (Loop, er
 		if err != nil {
 			return nil, err
 		}
-		err = configure(dev, file, tag, true)
-		if errors.Is(err, unix.EINVAL) {
+		err = configure(dev, file, tag, cache == CacheDirect)
+		if cache == CacheDirect && errors.Is(err, unix.EINVAL) {
 			// The backing filesystem cannot do direct I/O (or the kernel
 			// refuses it for this file): buffered I/O still works.
 			err = configure(dev, file, tag, false)

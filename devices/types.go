@@ -49,6 +49,21 @@ type Loop interface {
 	Persist() error
 }
 
+// Cache is how a loop device reads and writes its backing file.
+type Cache int
+
+const (
+	// CacheDirect (the default) bypasses the host's page cache for the
+	// backing file (LO_FLAGS_DIRECT_IO): the data is cached once, by the
+	// filesystem inside the volume, and a write the volume's filesystem
+	// flushed is on the host's disk.
+	CacheDirect Cache = iota
+	// CacheBuffered goes through the host's page cache too: pages are
+	// cached twice (inside and outside), and the volume's flushes reach the
+	// host's disk only when the loop driver flushes the backing file.
+	CacheBuffered
+)
+
 // LoopInfo describes an attached loop device as the kernel reports it.
 type LoopInfo struct {
 	Path    string // /dev/loopN
@@ -62,9 +77,9 @@ type LoopInfo struct {
 // Loops attaches and finds loop devices.
 type Loops interface {
 	// Attach backs a free loop device with the file, tagged with tag
-	// (written to lo_file_name), autoclear, direct I/O when the backing
-	// filesystem allows it.
-	Attach(ctx context.Context, backing, tag string) (Loop, error)
+	// (written to lo_file_name), autoclear, with direct I/O when cache is
+	// CacheDirect and the backing filesystem allows it.
+	Attach(ctx context.Context, backing, tag string, cache Cache) (Loop, error)
 	// List returns every attached loop device whose tag starts with prefix.
 	List(ctx context.Context, prefix string) ([]LoopInfo, error)
 	// Detach detaches the device only if it still carries tag and nothing

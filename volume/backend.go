@@ -10,6 +10,7 @@ import (
 	"github.com/mooring-dev/mooring/backends/block"
 	"github.com/mooring-dev/mooring/backends/loop"
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/devices"
 )
 
 // backend returns the driver of a pool, made the first time the pool is
@@ -44,6 +45,8 @@ func (m *Manager) newBackend(pool config.Pool) (backends.Backend, error) {
 			Name: pool.Name, Dir: dir, Loops: m.dev.Loops,
 			MakeDir:        dir == filepath.Join(m.cfg.StateDir, "pools", pool.Name),
 			LockAllocation: m.lockAllocation,
+			Preallocate:    pool.Preallocate,
+			Cache:          loopCache(pool.Cache),
 		}, nil
 	case config.DriverBlock:
 		return &block.Pool{Name: pool.Name, Devices: pool.Devices, Blocks: m.dev.Blocks}, nil
@@ -84,4 +87,12 @@ func (rec VolumeRecord) volume() backends.Volume {
 		ID: rec.ID, Tenant: rec.Tenant, Name: rec.Name, Pool: rec.Pool,
 		Backing: rec.Backing, Major: rec.Major, Minor: rec.Minor, Size: rec.Size,
 	}
+}
+
+// loopCache is a loop pool's cache setting for its devices.
+func loopCache(c string) devices.Cache {
+	if c == config.CacheBuffered {
+		return devices.CacheBuffered
+	}
+	return devices.CacheDirect
 }

@@ -23,7 +23,11 @@ type Pool struct {
 	// default directory; a directory the admin named must exist).
 	Dir     string
 	MakeDir bool
-	Loops   devices.Loops
+	// Preallocate makes images fully allocated (fallocate) instead of
+	// sparse; Cache is how their loop devices use the host's page cache.
+	Preallocate bool
+	Cache       devices.Cache
+	Loops       devices.Loops
 	// LockAllocation serializes loop-device allocation on the host; the
 	// returned func unlocks.
 	LockAllocation func(ctx context.Context) (func(), error)
@@ -63,7 +67,11 @@ func (p *Pool) Create(_ context.Context, v *backends.Volume, _ []string) error {
 	if err != nil {
 		return fmt.Errorf("pool %q: create image (is the pool directory writable?): %w", p.Name, devices.MarkNoSpace(err))
 	}
-	if err := atomicfile.Commit(f, path, func(f *os.File) error { return f.Truncate(v.Size) }); err != nil {
+	size := func(f *os.File) error { return f.Truncate(v.Size) }
+	if p.Preallocate {
+		size = func(f *os.File) error { return unix.Fallocate(int(f.Fd()), 0, 0, v.Size) }
+	}
+	if err := atomicfile.Commit(f, path, size); err != nil {
 		return fmt.Errorf("pool %q: create image: %w", p.Name, devices.MarkNoSpace(err))
 	}
 	v.Backing = path
@@ -109,7 +117,7 @@ func (p *Pool) Attach(ctx context.Context, v backends.Volume) (backends.Attached
 		return backends.Attached{}, err
 	}
 	defer unlock()
-	loop, err := p.Loops.Attach(ctx, v.Backing, Tag(v.ID))
+	loop, err := p.Loops.Attach(ctx, v.Backing, Tag(v.ID), p.Cache)
 	if err != nil {
 		return backends.Attached{}, fmt.Errorf("attach %s: %w", v.Backing, err)
 	}

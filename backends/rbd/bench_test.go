@@ -60,7 +60,7 @@ func plainLoopVolume(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	loop, err := devices.NewLoops().Attach(context.Background(), img, devices.TagPrefix+"bench-plain")
+	loop, err := devices.NewLoops().Attach(context.Background(), img, devices.TagPrefix+"bench-plain", devices.CacheDirect)
 	if err != nil {
 		b.Fatal(err)
 	}

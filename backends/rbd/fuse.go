@@ -89,7 +89,7 @@ func (d *DataPath) attachFUSE(ctx context.Context, image, tag string) (*Attachme
 		return nil, nil, err
 	}
 	a := &Attachment{Image: image, Map: MapFUSE, LoopTag: tag, Helper: h}
-	loop, err := d.Loops.Attach(ctx, d.backingFile(image), tag)
+	loop, err := d.Loops.Attach(ctx, d.backingFile(image), tag, devices.CacheDirect)
 	if err == nil {
 		a.Device = loop.Path()
 		err = requireDirectIO(loop.Path())

@@ -119,7 +119,7 @@ func (l *loop) Close() error {
 	return nil
 }
 
-func (k *Kernel) Attach(ctx context.Context, backing, tag string) (devices.Loop, error) {
+func (k *Kernel) Attach(ctx context.Context, backing, tag string, _ devices.Cache) (devices.Loop, error) {
 	if _, err := os.Stat(backing); err != nil {
 		return nil, err
 	}
