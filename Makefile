@@ -54,9 +54,9 @@ test-unit:
 
 bench: prereqs tools
 	@echo "bench: core, devices, container start and rbd through FUSE (ratios in one run)"
-	go test -run '^$$' -bench . -skip RBDVolumeIO -benchtime $(BENCHTIME) -timeout 30m ./volume/ ./devices/ ./integration/
+	go test -run '^$$' -bench . -skip 'RBDVolumeIO|PoolIOOptions' -benchtime $(BENCHTIME) -timeout 30m ./volume/ ./devices/ ./integration/
 	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./backends/rbd/
-	go test -run '^$$' -bench RBDVolumeIO -benchtime 3x -timeout 30m ./integration/
+	go test -run '^$$' -bench 'RBDVolumeIO|PoolIOOptions' -benchtime 3x -timeout 30m ./integration/
 
 fuzz:
 	@for pkg in $$(go list ./...); do \
