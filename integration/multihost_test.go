@@ -148,6 +148,24 @@ func (n *rbdNode) stop(id string) {
 	}
 }
 
+// dieAfter runs container "doomed" with script on the volume, waits
+// until /data/file reads synced, then kills the node the hard way: the
+// container's processes and the volume's FUSE helper get SIGKILL, nothing
+// is released.
+func (n *rbdNode) dieAfter(vol, script, synced string) {
+	n.t.Helper()
+	if err := n.runc.Start(n.bundleFor(vol, script+" && sleep 600"), "doomed"); err != nil {
+		n.t.Fatalf("%s: %v\nlog:\n%s", n.name, err, n.scratch.Log())
+	}
+	waitFor(n.t, func() bool {
+		out, _, _ := n.runc.Exec("exec", "doomed", "cat", "/data/file")
+		return out == synced
+	})
+	helper := n.helperPID()
+	syscall.Kill(n.containerPID("doomed"), syscall.SIGKILL)
+	syscall.Kill(helper, syscall.SIGKILL)
+}
+
 // gc runs the node's mooring gc.
 func (n *rbdNode) gc() string {
 	n.t.Helper()
@@ -206,16 +224,7 @@ func TestRBDSecondNodeRefusedWhileHeld(t *testing.T) {
 // everything A synced.
 func TestRBDDeadNodeFencedAndTakenOver(t *testing.T) {
 	a, b, vol := twoRBDNodes(t, "")
-	if err := a.runc.Start(a.bundleFor(vol, "for i in 1 2 3; do echo line$i >> /data/file; done; sync; sleep 600"), "doomed"); err != nil {
-		t.Fatalf("node-a: %v\nlog:\n%s", err, a.scratch.Log())
-	}
-	waitFor(t, func() bool {
-		out, _, _ := a.runc.Exec("exec", "doomed", "cat", "/data/file")
-		return out == "line1\nline2\nline3\n"
-	})
-	helper := a.helperPID()
-	syscall.Kill(a.containerPID("doomed"), syscall.SIGKILL)
-	syscall.Kill(helper, syscall.SIGKILL)
+	a.dieAfter(vol, "for i in 1 2 3; do echo line$i >> /data/file; done; sync", "line1\nline2\nline3\n")
 
 	errOut := b.runFails(b.bundleFor(vol, "cat /data/file"), "early")
 	if !strings.Contains(errOut, "held by node node-a") {
@@ -343,16 +352,7 @@ func lastLine(s string) string {
 // watch timeout (30 s by default), so the takeover comes after both.
 func TestRBDAutomaticTakeoverOfAnUnwatchedHolder(t *testing.T) {
 	a, b, vol := twoRBDNodes(t, `takeover_after = "10s"`)
-	if err := a.runc.Start(a.bundleFor(vol, "echo synced > /data/file && sync && sleep 600"), "doomed"); err != nil {
-		t.Fatalf("node-a: %v\nlog:\n%s", err, a.scratch.Log())
-	}
-	waitFor(t, func() bool {
-		out, _, _ := a.runc.Exec("exec", "doomed", "cat", "/data/file")
-		return out == "synced\n"
-	})
-	helper := a.helperPID()
-	syscall.Kill(a.containerPID("doomed"), syscall.SIGKILL)
-	syscall.Kill(helper, syscall.SIGKILL)
+	a.dieAfter(vol, "echo synced > /data/file && sync", "synced\n")
 
 	var refusals []string
 	deadline := time.Now().Add(3 * time.Minute)

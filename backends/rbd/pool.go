@@ -148,11 +148,7 @@ func (p *Pool) takeOverUnwatched(ctx context.Context, img string, held *HeldErro
 // that cannot be given up (the cluster is unreachable) stays this node's
 // until a later Detach, Delete or a fence by another node.
 func (p *Pool) Detach(ctx context.Context, v backends.Volume, _ string, state json.RawMessage) error {
-	img, err := image(v)
-	if err != nil {
-		return err
-	}
-	atts, err := p.attachments(ctx, img, state)
+	img, atts, err := p.attachments(ctx, v, state)
 	if err != nil {
 		return err
 	}
@@ -171,19 +167,23 @@ func (p *Pool) Detach(ctx context.Context, v backends.Volume, _ string, state js
 	return nil
 }
 
-// attachments returns the attachment state recorded, or what the data
-// path has attached for the image.
-func (p *Pool) attachments(ctx context.Context, img string, state json.RawMessage) ([]Attachment, error) {
+// attachments returns v's image and its attachment on this node: the
+// state recorded, or what the data path has attached for the image.
+func (p *Pool) attachments(ctx context.Context, v backends.Volume, state json.RawMessage) (string, []Attachment, error) {
+	img, err := image(v)
+	if err != nil {
+		return "", nil, err
+	}
 	if len(state) > 0 {
 		var a Attachment
 		if err := json.Unmarshal(state, &a); err != nil {
-			return nil, fmt.Errorf("image %s: recorded attachment: %w", img, err)
+			return "", nil, fmt.Errorf("image %s: recorded attachment: %w", img, err)
 		}
-		return []Attachment{a}, nil
+		return img, []Attachment{a}, nil
 	}
 	all, err := p.Data.Leftovers(ctx)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	var out []Attachment
 	for _, a := range all {
@@ -191,16 +191,12 @@ func (p *Pool) attachments(ctx context.Context, img string, state json.RawMessag
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return img, out, nil
 }
 
 // Attached lists the devices this node has attached for the image.
 func (p *Pool) Attached(ctx context.Context, v backends.Volume) ([]string, error) {
-	img, err := image(v)
-	if err != nil {
-		return nil, err
-	}
-	atts, err := p.attachments(ctx, img, nil)
+	_, atts, err := p.attachments(ctx, v, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +210,7 @@ func (p *Pool) Attached(ctx context.Context, v backends.Volume) ([]string, error
 // Lost says this node lost the volume: its helper died, or another node
 // holds the lease (this one was fenced).
 func (p *Pool) Lost(ctx context.Context, v backends.Volume, state json.RawMessage) error {
-	img, err := image(v)
-	if err != nil {
-		return err
-	}
-	atts, err := p.attachments(ctx, img, state)
+	img, atts, err := p.attachments(ctx, v, state)
 	if err != nil {
 		return err
 	}
