@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -253,5 +254,36 @@ func TestParseRBDPool(t *testing.T) {
 	}
 	if c, _ := Parse([]byte("[pools.default]\ndriver = \"loop\"\n")); c.NodeName == "" {
 		t.Fatal("node_name does not default to the host name")
+	}
+}
+
+func TestParseLinger(t *testing.T) {
+	const pools = "[pools.default]\ndriver = \"loop\"\n%s\n[pools.shared]\ndriver = \"rbd\"\nrados_pool = \"volumes\"\n%s\n"
+	for _, tc := range []struct {
+		top, loop, rbd       string
+		wantLoop, wantShared time.Duration
+	}{
+		{"", "", "", 0, 0},
+		{`linger = "30s"`, "", "", 30 * time.Second, 0},
+		{`linger = "30s"`, `linger = "0s"`, "", 0, 0},
+		{"", `linger = "1m"`, `linger = "5s"`, time.Minute, 5 * time.Second},
+	} {
+		c, err := Parse([]byte(tc.top + "\n" + fmt.Sprintf(pools, tc.loop, tc.rbd)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, s := c.Pools["default"].Linger, c.Pools["shared"].Linger; l != tc.wantLoop || s != tc.wantShared {
+			t.Errorf("%q %q %q: linger loop %v rbd %v, want %v %v", tc.top, tc.loop, tc.rbd, l, s, tc.wantLoop, tc.wantShared)
+		}
+	}
+	for _, bad := range []string{`linger = "-1s"`, `linger = "soon"`, `linger = "30"`} {
+		_, err := Parse([]byte(bad + "\n[pools.default]\ndriver = \"loop\"\n"))
+		if err == nil || !strings.Contains(err.Error(), "linger") {
+			t.Errorf("%s: got %v, want an error naming linger", bad, err)
+		}
+		_, err = Parse([]byte("[pools.default]\ndriver = \"loop\"\n" + bad + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "pools.default: linger") {
+			t.Errorf("pool %s: got %v, want an error naming the pool's linger", bad, err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -46,6 +47,7 @@ type file struct {
 	MaxVolumes       *int                `toml:"max_volumes"`
 	MaxBytes         string              `toml:"max_bytes"`
 	NodeName         string              `toml:"node_name"`
+	Linger           string              `toml:"linger"`
 	Pools            map[string]poolFile `toml:"pools"`
 }
 
@@ -71,6 +73,7 @@ type poolFile struct {
 	Map            string   `toml:"map"`
 	Timeout        string   `toml:"timeout"`
 	TakeoverAfter  string   `toml:"takeover_after"`
+	Linger         string   `toml:"linger"`
 }
 
 // quota is a per-tenant limit as written; the pool's keys override the
@@ -150,6 +153,10 @@ func (f file) validate() (*Config, error) {
 	if _, err := global.resolve(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	linger, err := parseLinger(f.Linger, 0)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	names := make([]string, 0, len(f.Pools))
 	for name := range f.Pools {
 		names = append(names, name)
@@ -157,7 +164,7 @@ func (f file) validate() (*Config, error) {
 	sort.Strings(names)
 	listedIn := map[string]string{}
 	for _, name := range names {
-		p, err := f.Pools[name].validate(name, global)
+		p, err := f.Pools[name].validate(name, global, linger)
 		if err != nil {
 			return nil, fmt.Errorf("config: pools.%s: %w", name, err)
 		}
@@ -175,7 +182,7 @@ func (f file) validate() (*Config, error) {
 	return c, nil
 }
 
-func (pf poolFile) validate(name string, global quota) (Pool, error) {
+func (pf poolFile) validate(name string, global quota, linger time.Duration) (Pool, error) {
 	if !vocab.IsLabel(name) {
 		return Pool{}, fmt.Errorf("pool name must be a DNS label (a-z, 0-9, -)")
 	}
@@ -289,12 +296,32 @@ func (pf poolFile) validate(name string, global quota) (Pool, error) {
 		return Pool{}, err
 	}
 	p.MaxVolumes, p.MaxBytes = lim.volumes, lim.bytes
+	if p.Driver == DriverRBD {
+		// A lingering volume keeps its lease: other nodes wait for it.
+		// An rbd pool lingers only when its own key says so.
+		linger = 0
+	}
+	if p.Linger, err = parseLinger(pf.Linger, linger); err != nil {
+		return Pool{}, err
+	}
 	for _, t := range p.Tenants {
 		if t != AnyTenant && !vocab.IsLabel(t) {
 			return Pool{}, fmt.Errorf("tenants: %q must be %q or a DNS label (a Kubernetes namespace)", t, AnyTenant)
 		}
 	}
 	return p, nil
+}
+
+// parseLinger reads a linger period; empty is def.
+func parseLinger(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("linger %q: must be a duration such as \"30s\" (\"0s\" turns it off)", s)
+	}
+	return d, nil
 }
 
 // or fills the limits q leaves unset from def.

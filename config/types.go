@@ -123,6 +123,12 @@ type Pool struct {
 	// Cache is how a loop pool's devices use the host's page cache:
 	// CacheDirect (default) or CacheBuffered.
 	Cache string
+	// Linger keeps a volume staged (mounted, its device attached) this
+	// long after its last release, so a container started again within
+	// it skips attach, check and mount; 0 unstages at once. Pools inherit
+	// the top-level linger, except rbd pools (a lingering volume keeps
+	// its lease), which linger only when their own key says so.
+	Linger time.Duration
 	// RBD is set for DriverRBD pools.
 	RBD *RBD
 }
