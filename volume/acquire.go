@@ -23,6 +23,7 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) (_ [
 	if err := owner.validate(); err != nil {
 		return nil, err
 	}
+	defer m.logEndLingering(ctx)
 	staged := make([]Staged, 0, len(reqs))
 	var added []Attachment
 	var created []string
@@ -34,7 +35,7 @@ func (m *Manager) Acquire(ctx context.Context, owner Owner, reqs []Request) (_ [
 			undo, cancel := undoContext(ctx)
 			defer cancel()
 			for _, a := range added {
-				_, rerr := m.releaseClaim(undo, a, nil)
+				_, rerr := m.releaseClaim(undo, a, nil, false)
 				err = errors.Join(err, rerr)
 			}
 			for _, name := range created {
@@ -158,6 +159,13 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		}
 		m.log.Info("volume shared", "volume", rec.Key(), "owner", owner.Key())
 		return withBlock(st, rec, att), &att, created, nil
+	}
+	if mounted && len(claims) == 0 {
+		if reused, err := m.reuseLingering(ctx, rec, &att); err != nil {
+			return Staged{}, nil, false, err
+		} else if reused {
+			return st, &att, false, nil
+		}
 	}
 	if mounted {
 		// Mounted but nobody finished staging it: a crashed Acquire. We hold

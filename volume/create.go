@@ -179,8 +179,12 @@ func (m *Manager) Remove(ctx context.Context, tenant, name string) error {
 }
 
 // checkDetached returns ErrInUse while any claim, staging mount or tagged
-// device of the volume exists.
+// device of the volume exists. A lingering volume is unstaged first:
+// nobody uses it.
 func (m *Manager) checkDetached(ctx context.Context, rec VolumeRecord) error {
+	if err := m.unlinger(ctx, rec); err != nil {
+		return err
+	}
 	atts, err := m.j.attachmentsOf(rec.ID)
 	if err != nil {
 		return err

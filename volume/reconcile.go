@@ -36,7 +36,7 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 			m.log.Warn("volume lost: releasing a live owner's claim", "volume", a.Volume, "owner", a.Owner.Key(), "reason", lerr)
 			keep = nil
 		}
-		outcome, err := m.releaseClaim(ctx, a, keep)
+		outcome, err := m.releaseClaim(ctx, a, keep, false)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -69,14 +69,27 @@ func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *Reco
 		return err
 	}
 	defer lock.Unlock()
+	return m.unstageUnclaimed(ctx, v, rep)
+}
+
+// unstageUnclaimed unstages a volume nobody claims, unless it lingers
+// within its period. Caller holds the volume lock.
+func (m *Manager) unstageUnclaimed(ctx context.Context, v VolumeRecord, rep *ReconcileReport) error {
 	claims, err := m.j.attachmentsOf(v.ID)
 	if err != nil || len(claims) > 0 {
+		return err
+	}
+	l, lingers, err := m.j.readLingering(v.ID)
+	if err != nil {
 		return err
 	}
 	staging := m.stagingDir(v.ID)
 	mounted, err := m.dev.Mounts.Mounted(staging)
 	if err != nil {
 		return err
+	}
+	if mounted && lingers && m.keepsLingering(ctx, l, time.Now()) {
+		return nil
 	}
 	if mounted {
 		rep.Unmounted = append(rep.Unmounted, staging)
@@ -85,10 +98,12 @@ func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *Reco
 	if err != nil {
 		return err
 	}
-	if !mounted && len(loops) == 0 {
-		return removeStagingDir(staging)
+	if !mounted && len(loops) == 0 && l.Backend == nil {
+		// A lingering record left by a host crash names nothing that is
+		// still there.
+		return errors.Join(removeStagingDir(staging), m.j.removeLingering(v.ID))
 	}
-	if err := m.unstage(ctx, v, "", nil); err != nil {
+	if err := m.unstage(ctx, v, l.Device, l.Backend); err != nil {
 		return err
 	}
 	after, err := m.attachedDevices(ctx, v)
@@ -100,7 +115,7 @@ func (m *Manager) reconcileVolume(ctx context.Context, v VolumeRecord, rep *Reco
 			rep.Detached = append(rep.Detached, p)
 		}
 	}
-	m.log.Info("orphan unstaged", "volume", v.Key(), "unmounted", mounted, "detached", loops)
+	m.log.Info("orphan unstaged", "volume", v.Key(), "unmounted", mounted, "detached", loops, "lingered", lingers)
 	return nil
 }
 

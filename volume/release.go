@@ -18,8 +18,9 @@ import (
 // data.
 func (m *Manager) Release(ctx context.Context, owner Owner) (err error) {
 	defer m.observe("release", time.Now(), &err)
+	defer m.logEndLingering(ctx)
 	return m.eachClaim("release", owner, owner.SameAs, func(a Attachment) error {
-		_, err := m.releaseClaim(ctx, a, nil)
+		_, err := m.releaseClaim(ctx, a, nil, true)
 		return err
 	})
 }
@@ -32,8 +33,9 @@ func (m *Manager) Release(ctx context.Context, owner Owner) (err error) {
 // keeps its claims.
 func (m *Manager) ReleaseExited(ctx context.Context, owner Owner) error {
 	sameID := func(o Owner) bool { return o.Frontend == owner.Frontend && o.ID == owner.ID }
+	defer m.logEndLingering(ctx)
 	return m.eachClaim("release", owner, sameID, func(a Attachment) error {
-		_, err := m.releaseClaim(ctx, a, OwnerAlive)
+		_, err := m.releaseClaim(ctx, a, OwnerAlive, true)
 		return err
 	})
 }
@@ -48,10 +50,12 @@ const (
 )
 
 // releaseClaim drops one claim under the volume's lock and unstages the
-// volume when no other claim remains. With keep, the claim as it is
-// under the lock is kept when keep says so: a reconcile re-checks its
-// owner's liveness there.
-func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owner) bool) (claimOutcome, error) {
+// volume when no other claim remains, or, with linger, lets it linger
+// when its pool says so (a container's own stop; not a reconcile of dead
+// owners nor an undo). With keep, the claim as it is under the lock is
+// kept when keep says so: a reconcile re-checks its owner's liveness
+// there.
+func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owner) bool, linger bool) (claimOutcome, error) {
 	tenant, name := splitKey(a.Volume)
 	lock, err := m.lockVolume(ctx, tenant, name)
 	if err != nil {
@@ -75,7 +79,7 @@ func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owne
 		if err != nil {
 			return claimGone, fmt.Errorf("volume %s: %w", a.Volume, err)
 		}
-		if err := m.unstage(ctx, rec, cur.Device, cur.Backend); err != nil {
+		if err := m.lastRelease(ctx, rec, cur, linger); err != nil {
 			return claimGone, fmt.Errorf("volume %s: %w", a.Volume, err)
 		}
 	}
@@ -86,9 +90,21 @@ func (m *Manager) releaseClaim(ctx context.Context, a Attachment, keep func(Owne
 	return claimReleased, nil
 }
 
+// lastRelease lingers (see linger) or unstages a volume whose last claim
+// cur goes. Caller holds the volume lock.
+func (m *Manager) lastRelease(ctx context.Context, rec VolumeRecord, cur Attachment, linger bool) error {
+	if linger {
+		if lingers, err := m.linger(ctx, rec, cur); lingers || err != nil {
+			return err
+		}
+	}
+	return m.unstage(ctx, rec, cur.Device, cur.Backend)
+}
+
 // unstage syncs and unmounts the staging mount and detaches the volume's
 // device (device and state as the claim recorded them, or empty: whatever
-// this node has attached for the volume). Caller holds the volume lock.
+// this node has attached for the volume); a lingering record goes with
+// it. Caller holds the volume lock.
 func (m *Manager) unstage(ctx context.Context, rec VolumeRecord, device string, state json.RawMessage) error {
 	staging := m.stagingDir(rec.ID)
 	mounted, err := m.dev.Mounts.Mounted(staging)
@@ -104,7 +120,10 @@ func (m *Manager) unstage(ctx context.Context, rec VolumeRecord, device string, 
 	if err := removeStagingDir(staging); err != nil {
 		return err
 	}
-	return m.detach(ctx, rec, device, state)
+	if err := m.detach(ctx, rec, device, state); err != nil {
+		return err
+	}
+	return m.j.removeLingering(rec.ID)
 }
 
 // recordOfClaim reads the record of a claimed volume. A shared pool's
