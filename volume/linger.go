@@ -71,13 +71,14 @@ func (m *Manager) linger(ctx context.Context, rec VolumeRecord, cur Attachment) 
 
 // reuseLingering gives att (a new claim) the staging of a lingering
 // volume: the claim takes the device from the lingering record, which
-// goes. It reports false when the volume does not linger, or lingers on a
-// device this node lost (a fenced shared volume: the caller unstages and
-// stages again). Caller holds the volume lock and saw the staging
-// mounted and no claim.
+// goes. It reports false when the volume does not linger, has a grow
+// pending (an ext4 filesystem grows before it is mounted, without the
+// privilege an online grow needs), or lingers on a device this node lost
+// (a fenced shared volume); then the caller unstages and stages again.
+// Caller holds the volume lock and saw the staging mounted and no claim.
 func (m *Manager) reuseLingering(ctx context.Context, rec VolumeRecord, att *Attachment) (bool, error) {
 	l, ok, err := m.j.readLingering(rec.ID)
-	if err != nil || !ok {
+	if err != nil || !ok || rec.GrowPending {
 		return false, err
 	}
 	if err := m.lost(ctx, l.claim()); err != nil {

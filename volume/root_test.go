@@ -110,6 +110,7 @@ tenants = ["*"]
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		endLingering(t, m)
 		if _, err := m.Reconcile(context.Background(), func(Owner) bool { return false }); err != nil {
 			t.Errorf("cleanup reconcile: %v", err)
 		}
