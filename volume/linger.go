@@ -86,7 +86,7 @@ func (m *Manager) reuseLingering(ctx context.Context, rec VolumeRecord, att *Att
 		return false, nil
 	}
 	att.Device, att.Backend = l.Device, l.Backend
-	if err := m.j.writeAttachment(*att); err != nil {
+	if err := m.j.writeTakeover(*att); err != nil {
 		return false, err
 	}
 	if err := m.j.removeLingering(rec.ID); err != nil {
@@ -221,14 +221,32 @@ func (j journal) writeLingering(l Lingering) error {
 	if l.Backend != nil {
 		return writeJSON(j.lingeringPath(l.VolumeID), l)
 	}
-	b, err := encodeRecord(l)
+	return replaceRecord(j.lingeringPath(l.VolumeID), l)
+}
+
+// writeTakeover records the claim that takes a lingering volume over.
+// The lingering record names the device already, and goes once the claim
+// is written; like it, the claim is durable only when the device has
+// backend state: after a host crash a loop volume is staged nowhere, and
+// gc drops whichever of the two records a crash left.
+func (j journal) writeTakeover(a Attachment) error {
+	if a.Backend != nil {
+		return j.writeAttachment(a)
+	}
+	return replaceRecord(j.attachmentPath(a), a)
+}
+
+// replaceRecord writes a record atomically without the directory fsync
+// (atomicfile.Replace), creating its directory.
+func replaceRecord(path string, v any) error {
+	b, err := encodeRecord(v)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(j.lingeringPath(l.VolumeID)), 0o700); err != nil {
-		return fmt.Errorf("write lingering record: %w", err)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return atomicfile.Replace(j.lingeringPath(l.VolumeID), b, 0o600)
+	return atomicfile.Replace(path, b, 0o600)
 }
 
 // removeLingering drops the volume's lingering record (none is fine).
