@@ -52,6 +52,9 @@ type Plugin struct {
 	// Synchronize or created since, and not removed since.
 	live   map[string]bool
 	synced bool
+	// released wakes endLingering after a release: a volume may have
+	// started to linger, with a period that ends before the timer's.
+	released chan struct{}
 }
 
 // NewPlugin returns a plugin acquiring through m. checkHook is the
@@ -62,7 +65,7 @@ func NewPlugin(m *volume.Manager, log *slog.Logger, timeout time.Duration, check
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
 	}
-	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, opts: opts, live: map[string]bool{}}
+	return &Plugin{m: m, log: log, timeout: timeout, checkHook: checkHook, opts: opts, live: map[string]bool{}, released: make(chan struct{}, 1)}
 }
 
 // Configure takes the admin config the runtime passes (the contents of
@@ -270,6 +273,7 @@ func (p *Plugin) Reconcile(ctx context.Context) (volume.ReconcileReport, error) 
 }
 
 func (p *Plugin) release(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	defer p.wakeLingering()
 	if err := p.manager().Release(ctx, podOwner(pod, ctr)); err != nil {
 		p.log.Error("release", "id", ctr.GetId(), "error", err)
 		return toRuntime(fmt.Errorf("release volumes of %s: %w", ctr.GetName(), err))

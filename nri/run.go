@@ -71,6 +71,7 @@ func Run(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) e
 		}
 	}
 	go p.reconcileEvery(ctx, *interval)
+	go p.endLingering(ctx)
 
 	preRegistered := os.Getenv(api.PluginSocketEnvVar) != ""
 	backoff := minBackoff
@@ -123,6 +124,44 @@ func (p *Plugin) reconcileEvery(ctx context.Context, interval time.Duration) {
 				p.log.Info("periodic reconcile", "released", len(rep.Released), "error", err)
 			}
 		}
+	}
+}
+
+// lingerRecheck bounds how long endLingering sleeps: a volume may start
+// to linger in another process (the CLI, a hook) without waking it.
+const lingerRecheck = time.Minute
+
+// endLingering unstages lingering volumes when their period ends, until
+// ctx ends: the timer of hosts with the plugin (elsewhere the next
+// Acquire, Release or gc does it).
+func (p *Plugin) endLingering(ctx context.Context) {
+	for {
+		next, err := p.manager().EndLingering(ctx)
+		if err != nil {
+			p.log.Warn("lingering volumes not unstaged", "error", err)
+		}
+		wait := lingerRecheck
+		if !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-p.released:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// wakeLingering tells endLingering that a volume may have started to
+// linger.
+func (p *Plugin) wakeLingering() {
+	select {
+	case p.released <- struct{}{}:
+	default:
 	}
 }
 
