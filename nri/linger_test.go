@@ -60,4 +60,3 @@ tenants = ["*"]
 		t.Fatalf("lingering records %+v, %v after the timer", l, err)
 	}
 }
-
