@@ -108,7 +108,18 @@ func (l Lingering) claim() Attachment {
 // mounted is lingering within its period on a device this node still
 // holds. Caller holds the volume lock.
 func (m *Manager) keepsLingering(ctx context.Context, l Lingering, now time.Time) bool {
-	return now.Before(l.Until) && m.lost(ctx, l.claim()) == nil
+	return now.Before(m.lingerEnds(l)) && m.lost(ctx, l.claim()) == nil
+}
+
+// lingerEnds is when l's period ends: as recorded, or sooner when the
+// pool's linger was lowered since ("0s" ends every period of the pool at
+// the next pass; so does a pool removed from the config).
+func (m *Manager) lingerEnds(l Lingering) time.Time {
+	end := l.Since.Add(m.cfg.Pools[l.Pool].Linger)
+	if end.Before(l.Until) {
+		return end
+	}
+	return l.Until
 }
 
 // unlinger ends rec's period now if it lingers and nobody claims it,
@@ -146,8 +157,8 @@ func (m *Manager) EndLingering(ctx context.Context) (time.Time, error) {
 	var errs []error
 	now := time.Now()
 	for _, l := range all {
-		if now.Before(l.Until) {
-			soonest(l.Until)
+		if end := m.lingerEnds(l); now.Before(end) {
+			soonest(end)
 			continue
 		}
 		switch err := m.endLingering(ctx, l); {
