@@ -194,6 +194,15 @@ func (m *Manager) endLingering(ctx context.Context, l Lingering) error {
 	if err != nil {
 		return err
 	}
+	claims, err := m.j.attachmentsOf(rec.ID)
+	if err != nil {
+		return err
+	}
+	if len(claims) > 0 {
+		// Staged again after a reboot, or a crash between a claim and
+		// the lingering record's removal: the record is moot.
+		return m.j.removeLingering(l.VolumeID)
+	}
 	return m.unstageUnclaimed(ctx, rec, &ReconcileReport{})
 }
 

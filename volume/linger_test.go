@@ -2,8 +2,11 @@ package volume
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/mooring-dev/mooring/volume/volumetest"
 )
 
 // TestLoweringLingerEndsPeriods: a period ends early when the admin
@@ -29,4 +32,39 @@ func TestLoweringLingerEndsPeriods(t *testing.T) {
 	if l, _ := m.Lingering(); len(l) > 0 || k.MountCount() != 0 || k.AttachedCount() != 0 {
 		t.Fatalf("after linger 0s: lingering %+v, %d mounts, %d loops", l, k.MountCount(), k.AttachedCount())
 	}
+}
+
+// TestLingeringRecordAfterReboot: after a reboot the lingering record
+// names a staging that is gone; the next Acquire stages the volume afresh
+// (nothing to reuse), and the record, moot under a claim, goes at the end
+// of its period while the claim keeps the volume staged.
+func TestLingeringRecordAfterReboot(t *testing.T) {
+	m, k := newTestManager(t)
+	p := m.cfg.Pools["default"]
+	p.Linger = time.Hour
+	m.cfg.Pools["default"] = p
+	mustAcquire(t, m, owner("before"), req("v", "/v"))
+	mustRelease(t, m, "before")
+	k2 := volumetest.NewKernel()
+	k2.Filesystems = k.Filesystems
+	os.RemoveAll(m.cfg.RunDir)
+	m2, _ := New(m.cfg, WithDevices(fakeDevices(k2)))
+
+	mustAcquire(t, m2, owner("after"), req("v", "/v"))
+	if k2.MountCount() != 1 || k2.AttachedCount() != 1 {
+		t.Fatalf("after reboot: %d mounts, %d loops; want the volume staged again", k2.MountCount(), k2.AttachedCount())
+	}
+	endLingering(t, m2)
+	if _, err := m2.EndLingering(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := m2.Lingering(); len(l) > 0 || k2.MountCount() != 1 {
+		t.Fatalf("lingering %+v, %d mounts; want the moot record gone, the claimed volume staged", l, k2.MountCount())
+	}
+	mustRelease(t, m2, "after")
+	endLingering(t, m2)
+	if _, err := m2.Reconcile(context.Background(), func(Owner) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, m2, k2)
 }
