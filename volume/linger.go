@@ -280,7 +280,7 @@ func (j journal) removeLingering(volumeID string) error {
 // lingering lists the valid lingering records.
 func (j journal) lingering() ([]Lingering, error) {
 	return readRecords(j, filepath.Join(j.dir, "lingering"), func(l *Lingering, file string) error {
-		if id := strings.TrimSuffix(file, recordSuffix); l.VolumeID != id || !volumeIDPattern.MatchString(id) {
+		if id := strings.TrimSuffix(file, recordSuffix); l.VolumeID != id || !volumeIDPattern.Match(id) {
 			return fmt.Errorf("lingering record of %q filed as %q", l.VolumeID, file)
 		}
 		return nil
