@@ -164,7 +164,7 @@ func (m *Manager) acquireOne(ctx context.Context, owner Owner, req Request) (_ S
 		if reused, err := m.reuseLingering(ctx, rec, &att); err != nil {
 			return Staged{}, nil, false, err
 		} else if reused {
-			return st, &att, false, nil
+			return withBlock(st, rec, att), &att, false, nil
 		}
 	}
 	if mounted {

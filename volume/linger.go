@@ -41,7 +41,8 @@ func (m *Manager) Lingering() ([]Lingering, error) { return m.j.lingering() }
 
 // linger keeps a volume whose last claim cur is being released staged
 // for its pool's period. It reports false (the caller unstages) when the
-// pool does not linger, the volume is not staged, or this node lost it
+// pool does not linger, the volume is not staged as a filesystem (a raw
+// block volume has no host mount to sync and keep), or this node lost it
 // (a fenced shared volume, or a cluster it cannot reach). Caller holds
 // the volume lock.
 func (m *Manager) linger(ctx context.Context, rec VolumeRecord, cur Attachment) (bool, error) {

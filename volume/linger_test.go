@@ -68,3 +68,18 @@ func TestLingeringRecordAfterReboot(t *testing.T) {
 	}
 	assertClean(t, m2, k2)
 }
+
+// TestRawBlockVolumeDoesNotLinger: a raw block volume has no host mount
+// to sync and keep; its last release detaches it even where the pool
+// lingers (fake devices).
+func TestRawBlockVolumeDoesNotLinger(t *testing.T) {
+	m, k := newTestManager(t)
+	p := m.cfg.Pools["default"]
+	p.Linger = time.Hour
+	m.cfg.Pools["default"] = p
+	mustAcquire(t, m, owner("c"), blockReq("raw", "/disk"))
+	mustRelease(t, m, "c")
+	if l, _ := m.Lingering(); len(l) > 0 || k.AttachedCount() != 0 {
+		t.Fatalf("lingering %+v, %d devices attached after the last release", l, k.AttachedCount())
+	}
+}
