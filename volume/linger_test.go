@@ -9,23 +9,25 @@ import (
 	"github.com/mooring-dev/mooring/volume/volumetest"
 )
 
+// setLinger sets the default pool's linger, as a config that says so.
+func setLinger(m *Manager, d time.Duration) {
+	p := m.cfg.Pools["default"]
+	p.Linger = d
+	m.cfg.Pools["default"] = p
+}
+
 // TestLoweringLingerEndsPeriods: a period ends early when the admin
 // lowers the pool's linger ("0s" turns lingering off, for the volumes
 // already lingering too), at the next pass (fake devices).
 func TestLoweringLingerEndsPeriods(t *testing.T) {
 	m, k := newTestManager(t)
-	setLinger := func(d time.Duration) {
-		p := m.cfg.Pools["default"]
-		p.Linger = d
-		m.cfg.Pools["default"] = p
-	}
-	setLinger(time.Hour)
+	setLinger(m, time.Hour)
 	mustAcquire(t, m, owner("a"), req("v", "/d"))
 	mustRelease(t, m, "a")
 	if next, err := m.EndLingering(context.Background()); err != nil || k.MountCount() != 1 || time.Until(next) < 59*time.Minute {
 		t.Fatalf("within the period: next %v, %v, %d mounts; want it staged for an hour", next, err, k.MountCount())
 	}
-	setLinger(0)
+	setLinger(m, 0)
 	if next, err := m.EndLingering(context.Background()); err != nil || !next.IsZero() {
 		t.Fatalf("after linger 0s: next %v, %v", next, err)
 	}
@@ -40,9 +42,7 @@ func TestLoweringLingerEndsPeriods(t *testing.T) {
 // of its period while the claim keeps the volume staged.
 func TestLingeringRecordAfterReboot(t *testing.T) {
 	m, k := newTestManager(t)
-	p := m.cfg.Pools["default"]
-	p.Linger = time.Hour
-	m.cfg.Pools["default"] = p
+	setLinger(m, time.Hour)
 	mustAcquire(t, m, owner("before"), req("v", "/v"))
 	mustRelease(t, m, "before")
 	k2 := volumetest.NewKernel()
@@ -74,9 +74,7 @@ func TestLingeringRecordAfterReboot(t *testing.T) {
 // lingers (fake devices).
 func TestRawBlockVolumeDoesNotLinger(t *testing.T) {
 	m, k := newTestManager(t)
-	p := m.cfg.Pools["default"]
-	p.Linger = time.Hour
-	m.cfg.Pools["default"] = p
+	setLinger(m, time.Hour)
 	mustAcquire(t, m, owner("c"), blockReq("raw", "/disk"))
 	mustRelease(t, m, "c")
 	if l, _ := m.Lingering(); len(l) > 0 || k.AttachedCount() != 0 {
