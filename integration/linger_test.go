@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/lab"
 )
 
@@ -62,4 +64,52 @@ func uniqueMountID(t *testing.T, dir string) uint64 {
 		t.Fatalf("statx %s: no unique mount id (%v)", dir, err)
 	}
 	return stx.Mnt_id
+}
+
+// BenchmarkRuncWarmRestart times `runc run` of a trivial container with
+// mooring's hooks three ways, interleaved in one run: asking for no
+// volume (the hook processes alone), an existing volume in a pool without
+// linger (attach, check, mount; unmount, detach), and one in a pool that
+// lingers (the restart finds it staged). The warm restart's goal is what
+// the volume adds to the hooks: re-acquire, and the release that lingers.
+func BenchmarkRuncWarmRestart(b *testing.B) {
+	bins, rootfs, s := lab.Binaries(b), lab.Rootfs(b), lab.NewScratch(b)
+	const cold = "[pools.cold]\ndriver = \"loop\"\ntenants = [\"*\"]\nlinger = \"0s\"\n"
+	s.WriteConfig("linger = \"1h\"\n" + cold)
+	b.Cleanup(func() {
+		s.WriteConfig("linger = \"0s\"\n" + cold)
+		if out, stderr, err := lab.RunCmd(b, time.Minute, s.Env(), bins.Mooring, "gc"); err != nil {
+			b.Errorf("mooring gc: %v\n%s%s", err, out, stderr)
+		}
+	})
+	runc := lab.NewRuntime(b, lab.Runc(b))
+	bundle := func(request string) *lab.Bundle {
+		bd := lab.NewBundle(b, runc.Path, rootfs, "true")
+		if request != "" {
+			bd.Annotate(annotations.Key, request)
+		}
+		return bd.AddHooks(bins.Mooring, s)
+	}
+	none := bundle("")
+	existing := bundle(`[{name: cold, pool: cold, target: /data, size: 1Gi}]`)
+	warm := bundle(`[{name: warm, target: /data, size: 1Gi}]`)
+	mustRun := func(bd *lab.Bundle, id string) time.Duration {
+		start := time.Now()
+		if _, stderr, err := runc.Run(bd, id); err != nil {
+			b.Fatalf("runc run %s: %v\n%s", id, err, stderr)
+		}
+		return time.Since(start)
+	}
+	mustRun(existing, "setup-cold") // create and format both volumes once
+	mustRun(warm, "setup-warm")
+	var tNone, tCold, tWarm []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tNone = append(tNone, mustRun(none, fmt.Sprintf("none-%d", i)))
+		tCold = append(tCold, mustRun(existing, fmt.Sprintf("cold-%d", i)))
+		tWarm = append(tWarm, mustRun(warm, fmt.Sprintf("warm-%d", i)))
+	}
+	b.StopTimer()
+	med := reportMedians(b, map[string][]time.Duration{"hooks-no-volume": tNone, "existing-no-linger": tCold, "warm-restart": tWarm}, "hooks-no-volume")
+	goalAdded("runc + hooks, warm restart (linger) over no volume", med, "hooks-no-volume", "warm-restart", 2)
 }
