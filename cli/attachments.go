@@ -38,13 +38,16 @@ func (e *env) gc() error {
 		for _, a := range rep.Released {
 			fmt.Fprintf(w, "released %s from %s (container gone)\n", a.Volume, a.Owner.ID)
 		}
+		for _, l := range rep.Lost {
+			fmt.Fprintf(w, "released %s from %s (still running, but this node lost the volume: %s)\n", l.Volume, l.Owner.ID, l.Reason)
+		}
 		for _, d := range rep.Unmounted {
 			fmt.Fprintf(w, "unmounted orphan %s\n", d)
 		}
 		for _, d := range rep.Detached {
 			fmt.Fprintf(w, "detached orphan %s\n", d)
 		}
-		fmt.Fprintf(w, "gc: %d released, %d kept\n", len(rep.Released), rep.Kept)
+		fmt.Fprintf(w, "gc: %d released, %d kept\n", len(rep.Released)+len(rep.Lost), rep.Kept)
 	}); perr != nil {
 		return perr
 	}

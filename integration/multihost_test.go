@@ -288,7 +288,9 @@ func TestRBDSplitBrainFenceStopsTheOldWriter(t *testing.T) {
 		t.Fatalf("node-b did not check the taken-over filesystem, or the check failed\nlog:\n%s", log)
 	}
 	// The fenced node's gc drops what it held while its container lives on.
-	a.gc()
+	if out := a.gc(); !strings.Contains(out, "this node lost the volume") {
+		t.Errorf("node-a's gc does not say it lost the volume: %s", out)
+	}
 	if n := a.scratch.Attachments(); n != 0 {
 		t.Fatalf("node-a keeps %d attachments after gc found it fenced\nlog:\n%s", n, a.scratch.Log())
 	}

@@ -120,8 +120,8 @@ func (p *Plugin) reconcileEvery(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if rep, err := p.Reconcile(ctx); err != nil || len(rep.Released) > 0 {
-				p.log.Info("periodic reconcile", "released", len(rep.Released), "error", err)
+			if rep, err := p.Reconcile(ctx); err != nil || len(rep.Released) > 0 || len(rep.Lost) > 0 {
+				p.log.Info("periodic reconcile", "released", len(rep.Released), "lost", len(rep.Lost), "error", err)
 			}
 		}
 	}

@@ -24,7 +24,7 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 	}
 	var errs []error
 	for _, a := range claims {
-		keep := live
+		keep, lost := live, ""
 		if live(a.Owner) {
 			lerr := m.lost(ctx, a)
 			if lerr == nil {
@@ -34,12 +34,14 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 			// This node was fenced or its helper died: the container's
 			// writes fail already; tear down what this node holds.
 			m.log.Warn("volume lost: releasing a live owner's claim", "volume", a.Volume, "owner", a.Owner.Key(), "reason", lerr)
-			keep = nil
+			keep, lost = nil, lerr.Error()
 		}
 		outcome, err := m.releaseClaim(ctx, a, keep, false)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
+		case outcome == claimReleased && lost != "":
+			rep.Lost = append(rep.Lost, LostClaim{Attachment: a, Reason: lost})
 		case outcome == claimReleased:
 			rep.Released = append(rep.Released, a)
 		case outcome == claimKept:

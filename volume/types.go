@@ -154,8 +154,16 @@ type Request = annotations.Volume
 
 // ReconcileReport says what Reconcile did.
 type ReconcileReport struct {
-	Released  []Attachment `json:"released"`  // claims whose owner was gone
-	Detached  []string     `json:"detached"`  // orphan devices detached
-	Unmounted []string     `json:"unmounted"` // orphan staging mounts removed
-	Kept      int          `json:"kept"`      // claims of live owners
+	Released  []Attachment `json:"released"`       // claims whose owner was gone
+	Lost      []LostClaim  `json:"lost,omitempty"` // claims of live owners on volumes this node lost
+	Detached  []string     `json:"detached"`       // orphan devices detached
+	Unmounted []string     `json:"unmounted"`      // orphan staging mounts removed
+	Kept      int          `json:"kept"`           // claims of live owners
+}
+
+// LostClaim is a live container's claim Reconcile released because this
+// node lost the volume (another node took it over, its helper died).
+type LostClaim struct {
+	Attachment
+	Reason string `json:"reason"`
 }
