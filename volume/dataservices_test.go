@@ -99,3 +99,25 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveForgetsTheLastError: a volume made later under a removed
+// volume's name does not inherit its last error.
+func TestRemoveForgetsTheLastError(t *testing.T) {
+	m, _ := newTestManager(t)
+	ctx := context.Background()
+	mustAcquire(t, m, owner("c"), req("db", "/d"))
+	m.noteError(ctx, "default", "db", "acquire", errors.New("boom"))
+	if e, _ := m.lastError("default", "db"); e == nil {
+		t.Fatal("no last error recorded")
+	}
+	if err := m.Release(ctx, owner("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, "default", "db"); err != nil {
+		t.Fatal(err)
+	}
+	mustAcquire(t, m, owner("c2"), req("db", "/d"))
+	if e, err := m.lastError("default", "db"); e != nil || err != nil {
+		t.Fatalf("the new volume has last error %+v, %v", e, err)
+	}
+}

@@ -88,13 +88,15 @@ func (m *Manager) writeVolume(ctx context.Context, rec VolumeRecord) error {
 	return b.(backends.Records).WriteRecord(ctx, rec.Tenant, rec.Name, rec)
 }
 
-// removeVolume forgets the record; a shared pool's record goes with its
-// image (Backend.Delete).
+// removeVolume forgets the record and the volume's last error (a volume
+// made later under the name starts clean); a shared pool's record goes
+// with its image (Backend.Delete).
 func (m *Manager) removeVolume(_ context.Context, rec VolumeRecord) error {
+	err := removeFile(m.j.lastErrorPath(rec.Tenant, rec.Name))
 	if m.isShared(rec.Pool) {
-		return nil
+		return err
 	}
-	return m.j.removeVolume(rec)
+	return errors.Join(err, m.j.removeVolume(rec))
 }
 
 // volumes lists every record: the journal's and the shared pools'. A
