@@ -104,3 +104,9 @@ type Leased interface {
 	// returns a line saying what was done, for the log and the admin.
 	Fence(ctx context.Context, v Volume) (string, error)
 }
+
+// Checker is implemented by backends that can say whether this node can
+// use the pool (mooring doctor): what they found, or why not.
+type Checker interface {
+	Check(ctx context.Context) (string, error)
+}

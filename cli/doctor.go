@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mooring-dev/mooring/config"
+	"github.com/mooring-dev/mooring/volume"
 )
 
 // Check levels.
@@ -64,6 +67,7 @@ func (e *env) doctor() error {
 	} else {
 		add("config", levelOK, fmt.Sprintf("%d pool(s), state in %s", len(cfg.Pools), cfg.StateDir))
 		checks = append(checks, directories(cfg)...)
+		checks = append(checks, e.poolChecks(cfg)...)
 	}
 	runtimes := []string{"runc", "crun", "podman", "containerd", "dockerd"}
 	if cfg != nil {
@@ -177,4 +181,27 @@ func olderThan(s string, min [3]int) bool {
 		}
 	}
 	return false
+}
+
+// poolChecks asks each pool's driver whether this node can use it (rbd:
+// the cluster answers, a data path is installed): a request for a volume
+// there would otherwise fail only when a container starts.
+func (e *env) poolChecks(cfg *config.Config) []check {
+	m, err := volume.New(cfg)
+	if err != nil {
+		return []check{{"pools", levelFail, err.Error()}}
+	}
+	var out []check
+	for _, name := range slices.Sorted(maps.Keys(cfg.Pools)) {
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		detail, ok, err := m.CheckPool(ctx, name)
+		cancel()
+		switch {
+		case err != nil:
+			out = append(out, check{"pool " + name, levelFail, err.Error()})
+		case ok:
+			out = append(out, check{"pool " + name, levelOK, detail})
+		}
+	}
+	return out
 }

@@ -385,3 +385,21 @@ func TestRBDAutomaticTakeoverOfAnUnwatchedHolder(t *testing.T) {
 		t.Fatalf("runc delete on node-a: %v: %s", err, errOut)
 	}
 }
+
+// TestRBDDoctorChecksThePool: mooring doctor asks an rbd pool's cluster
+// and names the data path, and fails a pool whose RADOS pool does not
+// exist, so a misconfigured node is found before a container starts
+// without its volume.
+func TestRBDDoctorChecksThePool(t *testing.T) {
+	ceph := lab.SharedCeph(t)
+	n := newRBDNode(t, ceph, "node-a", "")
+	level, detail := doctorCheck(t, n.scratch.Env(), "pool shared", n.bins.Mooring, "--json", "doctor")
+	if level != "OK" || !strings.Contains(detail, "data path fuse") || !strings.Contains(detail, "node node-a") {
+		t.Errorf("pool shared: %s %s", level, detail)
+	}
+	n.scratch.WriteConfig(strings.Replace(rbdNodeConfig(ceph, "node-a", ""), `rados_pool = "`+ceph.Pool+`"`, `rados_pool = "nosuchpool"`, 1))
+	level, detail = doctorCheck(t, n.scratch.Env(), "pool shared", n.bins.Mooring, "--json", "doctor")
+	if level != "FAIL" || !strings.Contains(detail, `no RADOS pool "nosuchpool"`) {
+		t.Errorf("pool with a missing RADOS pool: %s %s", level, detail)
+	}
+}

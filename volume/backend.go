@@ -96,3 +96,19 @@ func loopCache(c string) devices.Cache {
 	}
 	return devices.CacheDirect
 }
+
+// CheckPool says whether this node can use a pool whose driver can tell
+// (a shared pool: the cluster answers, the data path is installed); ok is
+// false for drivers with nothing to check.
+func (m *Manager) CheckPool(ctx context.Context, name string) (detail string, ok bool, err error) {
+	b, err := m.backend(name)
+	if err != nil {
+		return "", true, err
+	}
+	c, ok := b.(backends.Checker)
+	if !ok {
+		return "", false, nil
+	}
+	detail, err = c.Check(ctx)
+	return detail, true, err
+}

@@ -30,6 +30,7 @@ var (
 	_ backends.Backend = (*Pool)(nil)
 	_ backends.Records = (*Pool)(nil)
 	_ backends.Leased  = (*Pool)(nil)
+	_ backends.Checker = (*Pool)(nil)
 )
 
 // unwatchedKey marks when a node first found a holder without watchers;
@@ -349,4 +350,17 @@ func inUse(err error) error {
 		return fmt.Errorf("%w: %w", backends.ErrInUse, err)
 	}
 	return err
+}
+
+// Check reports the data path this node uses and whether the cluster
+// answers and holds the RADOS pool.
+func (p *Pool) Check(ctx context.Context) (string, error) {
+	if _, err := p.Capacity(ctx); err != nil {
+		return "", err
+	}
+	path := string(p.Data.Map)
+	if p.Data.FUSETool != "" {
+		path += " (" + p.Data.FUSETool + ")"
+	}
+	return fmt.Sprintf("cluster answers as client.%s, RADOS pool %s, node %s, data path %s", p.Cluster.ClientID, p.Cluster.Pool, p.Cluster.Node, path), nil
 }
