@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/mooring-dev/mooring/annotations"
 	"github.com/mooring-dev/mooring/internal/lab"
@@ -83,4 +84,46 @@ func TestShimAsContainerdBinaryName(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForAttachments(t, s, 0)
+}
+
+// TestNRIDataServicesByAnnotation: what a pod's annotations can drive
+// through the NRI plugin (containerd and CRI-O): a snapshot taken with the
+// CLI is cloned by a request with from:, the clone gets the size it asks
+// for, and a volume grows when a later pod asks for more in a
+// grow_on_request pool.
+func TestNRIDataServicesByAnnotation(t *testing.T) {
+	eachSetup(t, nriSetups, func(e *criEnv) {
+		e.stopPlugin()
+		e.scratch.WriteConfig(`[pools.elastic]
+driver = "loop"
+directory = "` + e.scratch.PoolDir + `"
+max_size = "1Gi"
+grow_on_request = true
+tenants = ["*"]
+`)
+		e.startPlugin()
+		app := map[string]string{annotations.KeyPod: `[{name: app, target: /data, pool: elastic, size: 128Mi}]`}
+		p := e.pod("team-a", "writer", app)
+		if code := e.run(p, "w", "echo template > /data/f && sync"); code != 0 {
+			t.Fatalf("writer exited %d\n%s", code, e.logs())
+		}
+		e.removePod(p)
+		waitForAttachments(t, e.scratch, 0)
+		if _, errOut, err := lab.RunCmd(t, time.Minute, e.scratch.Env(), e.bins.Mooring, "volume", "snapshot", "team-a/app", "golden"); err != nil {
+			t.Fatalf("mooring volume snapshot: %v: %s", err, errOut)
+		}
+		clone := map[string]string{annotations.KeyPod: `[{name: work, target: /w, pool: elastic, from: app@golden, size: 256Mi}]`}
+		p = e.pod("team-a", "cloner", clone)
+		if code := e.run(p, "c", `test "$(cat /w/f)" = template && test "$(df -k /w | tail -1 | awk '{print $2}')" -gt 200000`); code != 0 {
+			t.Fatalf("the clone does not hold the snapshot's data at the size asked (exit %d)\n%s", code, e.logs())
+		}
+		e.removePod(p)
+		bigger := map[string]string{annotations.KeyPod: `[{name: app, target: /data, pool: elastic, size: 512Mi}]`}
+		p = e.pod("team-a", "grower", bigger)
+		if code := e.run(p, "g", `test "$(cat /data/f)" = template && test "$(df -k /data | tail -1 | awk '{print $2}')" -gt 400000`); code != 0 {
+			t.Fatalf("grow_on_request: the volume did not grow to the size asked (exit %d)\n%s", code, e.logs())
+		}
+		e.removePod(p)
+		waitForAttachments(t, e.scratch, 0)
+	})
 }
