@@ -103,6 +103,9 @@ type Leased interface {
 	// is dead or cut off: that node's writes fail from here on. It
 	// returns a line saying what was done, for the log and the admin.
 	Fence(ctx context.Context, v Volume) (string, error)
+	// AttachedHere lists the volumes (tenant and name) this node has
+	// attached, recorded or not.
+	AttachedHere(ctx context.Context) ([]Volume, error)
 }
 
 // Checker is implemented by backends that can say whether this node can

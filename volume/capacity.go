@@ -102,16 +102,13 @@ func newVolumeSpec(req Request, pool config.Pool) (int64, string, error) {
 // over its limits in the pool or the pool over its capacity. Without the
 // pool lock it is a pre-check; createVolume repeats it under the lock.
 func (m *Manager) checkRoom(ctx context.Context, tenant string, pool config.Pool, size int64) error {
-	vols, err := m.volumes(ctx)
+	vols, err := m.volumesOf(ctx, pool.Name)
 	if err != nil {
 		return err
 	}
 	var provisioned, mine int64
 	count := 0
 	for _, v := range vols {
-		if v.Pool != pool.Name {
-			continue
-		}
 		provisioned += v.Size
 		if v.Tenant == tenant {
 			count++

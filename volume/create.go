@@ -134,15 +134,13 @@ func (m *Manager) makeBacking(ctx context.Context, rec *VolumeRecord, pool confi
 
 // backingsOf lists the backing stores of a pool's volumes.
 func (m *Manager) backingsOf(ctx context.Context, pool string) ([]string, error) {
-	all, err := m.volumes(ctx)
+	vols, err := m.volumesOf(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, v := range all {
-		if v.Pool == pool {
-			out = append(out, v.Backing)
-		}
+	out := make([]string, 0, len(vols))
+	for _, v := range vols {
+		out = append(out, v.Backing)
 	}
 	return out, nil
 }

@@ -48,9 +48,10 @@ func (m *Manager) Reconcile(ctx context.Context, live func(Owner) bool) (_ Recon
 			rep.Kept++
 		}
 	}
-	vols, err := m.volumes(ctx)
+	vols, err := m.volumesHere(ctx)
 	if err != nil {
-		return rep, errors.Join(append(errs, err)...)
+		// Reconcile what could be read; say what could not.
+		errs = append(errs, err)
 	}
 	for _, v := range vols {
 		if err := m.reconcileVolume(ctx, v, &rep); err != nil {

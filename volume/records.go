@@ -112,20 +112,102 @@ func (m *Manager) volumes(ctx context.Context) ([]VolumeRecord, error) {
 		return nil, err
 	}
 	for i, s := range stores {
-		raws, err := s.Records(ctx)
+		vs, err := sharedVolumes(ctx, s, pools[i])
 		if err != nil {
 			m.log.Error("shared pool not listed", "pool", pools[i], "error", err)
 			continue
 		}
-		for _, raw := range raws {
-			var v VolumeRecord
-			if err := json.Unmarshal(raw, &v); err != nil || v.check(v.Tenant, v.Name, "pool "+pools[i]) != nil || v.Pool != pools[i] {
-				m.log.Error("shared record skipped", "pool", pools[i], "record", string(raw))
-				continue
-			}
-			out = append(out, v)
-		}
+		out = append(out, vs...)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Key() < out[b].Key() })
 	return out, nil
+}
+
+// volumesOf lists the records of one pool: a pool's accounting reads
+// only its own store, so a loop pool never waits on a cluster.
+func (m *Manager) volumesOf(ctx context.Context, pool string) ([]VolumeRecord, error) {
+	if !m.isShared(pool) {
+		all, err := m.j.volumes()
+		return slices.DeleteFunc(all, func(v VolumeRecord) bool { return v.Pool != pool }), err
+	}
+	b, err := m.backend(pool)
+	if err != nil {
+		return nil, err
+	}
+	return sharedVolumes(ctx, b.(backends.Records), pool)
+}
+
+// sharedVolumes decodes a shared pool's records, leaving out (and
+// logging nothing for) records that are not mooring's.
+func sharedVolumes(ctx context.Context, s backends.Records, pool string) ([]VolumeRecord, error) {
+	raws, err := s.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []VolumeRecord
+	for _, raw := range raws {
+		var v VolumeRecord
+		if err := json.Unmarshal(raw, &v); err != nil || v.check(v.Tenant, v.Name, "pool "+pool) != nil || v.Pool != pool {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// volumesHere lists the volumes this node may hold something of: the
+// journal's, and those of shared pools that this node claims, lingers or
+// has attached (a reconcile must not read every record of a cluster).
+func (m *Manager) volumesHere(ctx context.Context) ([]VolumeRecord, error) {
+	out, err := m.j.volumes()
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	claims, err := m.j.attachments()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range claims {
+		if m.isShared(a.Pool) {
+			keys[a.Volume] = true
+		}
+	}
+	lingering, err := m.j.lingering()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lingering {
+		if m.isShared(l.Pool) {
+			keys[l.Volume] = true
+		}
+	}
+	for name, p := range m.cfg.Pools {
+		if p.RBD == nil {
+			continue
+		}
+		b, err := m.backend(name)
+		if err != nil {
+			return nil, err
+		}
+		here, err := b.(backends.Leased).AttachedHere(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("pool %q: %w", name, err)
+		}
+		for _, v := range here {
+			keys[v.Tenant+"/"+v.Name] = true
+		}
+	}
+	var errs []error
+	for key := range keys {
+		tenant, name := splitKey(key)
+		v, err := m.readVolume(ctx, tenant, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Key() < out[b].Key() })
+	return out, errors.Join(errs...)
 }

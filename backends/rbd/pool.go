@@ -364,3 +364,19 @@ func (p *Pool) Check(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprintf("cluster answers as client.%s, RADOS pool %s, node %s, data path %s", p.Cluster.ClientID, p.Cluster.Pool, p.Cluster.Node, path), nil
 }
+
+// AttachedHere lists the volumes whose images this node's data path has
+// attached.
+func (p *Pool) AttachedHere(ctx context.Context) ([]backends.Volume, error) {
+	all, err := p.Data.Leftovers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []backends.Volume
+	for _, a := range all {
+		if tenant, name, ok := ParseImageName(a.Image); ok {
+			out = append(out, backends.Volume{Tenant: tenant, Name: name, Pool: p.Name, Backing: a.Image})
+		}
+	}
+	return out, nil
+}
