@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"time"
 )
 
 // Errors a backend returns for the core (and its callers) to branch on.
@@ -106,6 +107,18 @@ type Leased interface {
 	// AttachedHere lists the volumes (tenant and name) this node has
 	// attached, recorded or not.
 	AttachedHere(ctx context.Context) ([]Volume, error)
+	// Lease says which node holds v and the takeovers it went through.
+	Lease(ctx context.Context, v Volume) (LeaseStatus, error)
+}
+
+// LeaseStatus is who holds a shared volume, and its takeover history.
+type LeaseStatus struct {
+	// Holder is the node holding the lease, empty when free.
+	Holder string    `json:"holder,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	// Takeovers are the fences the volume went through, oldest first,
+	// one line each (who, when, from whom, what was blocklisted).
+	Takeovers []string `json:"takeovers,omitempty"`
 }
 
 // Checker is implemented by backends that can say whether this node can

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mooring-dev/mooring/annotations"
+	"github.com/mooring-dev/mooring/backends"
 	"github.com/mooring-dev/mooring/internal/vocab"
 	"github.com/mooring-dev/mooring/volume"
 )
@@ -102,6 +103,8 @@ type volumeView struct {
 	// sparse image); Size is what it was provisioned.
 	Used        int64               `json:"used"`
 	Attachments []volume.Attachment `json:"attachments"`
+	// Lease is who holds a volume of a shared pool (inspect only).
+	Lease *backends.LeaseStatus `json:"lease,omitempty"`
 }
 
 func (e *env) volumeViews() ([]volumeView, *volume.Manager, error) {
@@ -167,6 +170,13 @@ func (e *env) volumeInspect(args []string) error {
 	tenant, name := splitName(args[0], m.Config().DefaultTenant)
 	for _, v := range views {
 		if v.Tenant == tenant && v.Name == name {
+			lease, shared, err := m.Lease(e.ctx, v.VolumeRecord)
+			if err != nil {
+				return fmt.Errorf("volume %s: lease: %w", v.Key(), err)
+			}
+			if shared {
+				v.Lease = &lease
+			}
 			return e.print(v, func(w io.Writer) {
 				table(w, []string{"FIELD", "VALUE"}, append([][]string{
 					{"volume", v.Key()}, {"id", v.ID}, {"pool", v.Pool + " (" + v.Driver + ")"},
@@ -176,6 +186,16 @@ func (e *env) volumeInspect(args []string) error {
 				}, dataRows(v.VolumeRecord)...))
 				for _, a := range v.Attachments {
 					fmt.Fprintf(w, "  %s (%s, %s) at %s, %s\n", a.Owner.ID, a.Owner.Frontend, a.Owner.Scope, a.Target, a.Step)
+				}
+				if v.Lease != nil {
+					holder := "free"
+					if v.Lease.Holder != "" {
+						holder = "node " + v.Lease.Holder + " since " + v.Lease.Since.Format("2006-01-02 15:04:05Z")
+					}
+					fmt.Fprintf(w, "lease: %s\n", holder)
+					for _, t := range v.Lease.Takeovers {
+						fmt.Fprintf(w, "  %s\n", t)
+					}
 				}
 			})
 		}

@@ -234,6 +234,10 @@ func TestRBDDeadNodeFencedAndTakenOver(t *testing.T) {
 	if err != nil || !strings.Contains(out, "taken over by node node-b") || !strings.Contains(out, "from node node-a") {
 		t.Fatalf("mooring volume fence: %q, %v: %s", out, err, errOut)
 	}
+	// The takeover is recorded with the volume, for every node to see.
+	if out, errOut, err := a.mooring("volume", "inspect", vol); err != nil || !strings.Contains(out, "lease: node node-b since") || !strings.Contains(out, "taken over by node node-b") || !strings.Contains(out, "from node node-a") {
+		t.Fatalf("volume inspect on node-a after the fence: %v: %s\n%s", err, errOut, out)
+	}
 	if out := b.run(b.bundleFor(vol, "cat /data/file"), "survivor"); out != "line1\nline2\nline3\n" {
 		t.Fatalf("node-b read %q after the fence\nlog:\n%s", out, b.scratch.Log())
 	}

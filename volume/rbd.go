@@ -75,3 +75,18 @@ func (m *Manager) lost(ctx context.Context, a Attachment) error {
 	v := backends.Volume{ID: a.VolumeID, Tenant: tenant, Name: name, Pool: a.Pool}
 	return l.Lost(ctx, v, a.Backend)
 }
+
+// Lease says which node holds a volume of a shared pool and the
+// takeovers it went through; ok is false for pools of one host.
+func (m *Manager) Lease(ctx context.Context, rec VolumeRecord) (_ backends.LeaseStatus, ok bool, _ error) {
+	b, err := m.backendOf(rec)
+	if err != nil {
+		return backends.LeaseStatus{}, false, err
+	}
+	l, ok := b.(backends.Leased)
+	if !ok {
+		return backends.LeaseStatus{}, false, nil
+	}
+	st, err := l.Lease(ctx, rec.volume())
+	return st, true, err
+}

@@ -244,11 +244,7 @@ func (p *Pool) Fence(ctx context.Context, v backends.Volume) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	from := "nobody"
-	if t.From != "" {
-		from = fmt.Sprintf("node %s (holder since %s)", t.From, t.FromSince.Format(time.RFC3339))
-	}
-	return fmt.Sprintf("%s taken over by node %s at %s from %s; blocklisted %v", img, t.By, t.At.Format(time.RFC3339), from, t.Blocklisted), nil
+	return describe(img, *t), nil
 }
 
 // CheckStage has nothing to check: the cluster's own quotas and fullness
@@ -379,4 +375,37 @@ func (p *Pool) AttachedHere(ctx context.Context) ([]backends.Volume, error) {
 		}
 	}
 	return out, nil
+}
+
+// Lease reads the image's lease and takeover records.
+func (p *Pool) Lease(ctx context.Context, v backends.Volume) (backends.LeaseStatus, error) {
+	img, err := image(v)
+	if err != nil {
+		return backends.LeaseStatus{}, err
+	}
+	var st backends.LeaseStatus
+	holder, err := p.Cluster.Holder(ctx, img)
+	if err != nil {
+		return st, err
+	}
+	if holder != nil {
+		st.Holder, st.Since = holder.Node, holder.Since
+	}
+	takeovers, err := p.Cluster.Takeovers(ctx, img)
+	if err != nil {
+		return st, err
+	}
+	for _, t := range takeovers {
+		st.Takeovers = append(st.Takeovers, describe(img, t))
+	}
+	return st, nil
+}
+
+// describe is the one line a takeover is reported as.
+func describe(img string, t Takeover) string {
+	from := "nobody"
+	if t.From != "" {
+		from = fmt.Sprintf("node %s (holder since %s)", t.From, t.FromSince.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s taken over by node %s at %s from %s; blocklisted %v", img, t.By, t.At.Format(time.RFC3339), from, t.Blocklisted)
 }
