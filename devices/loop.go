@@ -274,9 +274,21 @@ func tagOf(st *unix.LoopInfo64) string {
 
 // Detach implements Loops. The exclusive open fails while a filesystem on
 // the device is mounted (ErrBusy); a device whose tag is not ours is never
-// detached. A device that other processes hold open (not mounted) is
-// detached by the kernel when the last of them closes it.
+// detached, nor opened exclusively: the tag is read first through a plain
+// open, because an exclusive open of a device another volume has just been
+// given (ours autocleared, the number reused) would make that volume's
+// mount fail with EBUSY. A device that other processes hold open (not
+// mounted) is detached by the kernel when the last of them closes it.
 func (d *LoopDevices) Detach(_ context.Context, path, tag string) error {
+	got, err := readTagBounded(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENXIO):
+		return nil // not attached any more
+	case err != nil:
+		return fmt.Errorf("detach %s: %w", path, err)
+	case got != tag:
+		return fmt.Errorf("detach %s: tagged %q, not %q; %w (not ours)", path, got, tag, ErrBusy)
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC|unix.O_EXCL, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENXIO):
@@ -287,6 +299,8 @@ func (d *LoopDevices) Detach(_ context.Context, path, tag string) error {
 		return fmt.Errorf("detach: %w", err)
 	}
 	defer f.Close()
+	// Check again through the exclusive fd: between the two opens the
+	// device may have been cleared and given to another volume.
 	st, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
 	if errors.Is(err, unix.ENXIO) {
 		return nil // not attached any more

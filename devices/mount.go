@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ func (Mounts) Mount(dev, target, fs string, readOnly bool) error {
 	if readOnly {
 		flags |= unix.MS_RDONLY
 	}
-	if err := retry(func() error { return unix.Mount(dev, target, fs, flags, "") }); err != nil {
+	if err := retryBusy(func() error { return unix.Mount(dev, target, fs, flags, "") }); err != nil {
 		return &os.PathError{Op: "mount " + fs + " " + dev, Path: target, Err: err}
 	}
 	if err := retry(func() error { return unix.Mount("", target, "", unix.MS_PRIVATE, "") }); err != nil {
@@ -62,5 +63,26 @@ func (Mounts) Mounted(target string) (bool, error) {
 
 func retry(fn func() error) error {
 	_, err := retryEINTR(func() (int, error) { return 0, fn() })
+	return err
+}
+
+// busyTries and busyWait bound how long a mount waits out EBUSY: the
+// kernel refuses to mount a device someone holds open exclusively, and on
+// a busy host that is often a passing check (another volume's detach
+// making sure a device it is about to clear is not in use, a blkid).
+const (
+	busyTries = 10
+	busyWait  = 50 * time.Millisecond
+)
+
+// retryBusy is retry that also waits out a passing EBUSY.
+func retryBusy(fn func() error) error {
+	var err error
+	for range busyTries {
+		if err = retry(fn); !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(busyWait)
+	}
 	return err
 }
