@@ -136,7 +136,7 @@ func dfField(t *testing.T, out string, i int) int64 {
 func TestHookRuncMetricsMatchDf(t *testing.T) {
 	e := newHookEnv(t)
 	b := e.bundle(`[{name: data, target: /data, size: 256Mi}]`,
-		"dd if=/dev/zero of=/data/f bs=1M count=20 2>/dev/null && sync && df -k /data > /tmp/df && df -i /data > /tmp/dfi && sleep 600")
+		"dd if=/dev/zero of=/data/f bs=1M count=20 2>/dev/null && sync && df -i /data > /tmp/dfi && df -k /data > /tmp/df.new && mv /tmp/df.new /tmp/df && sleep 600")
 	e.start(b, "measured")
 	df := waitFile(t, e, filepath.Join(b.Rootfs, "tmp/df"))
 	dfi, err := os.ReadFile(filepath.Join(b.Rootfs, "tmp/dfi"))
